@@ -1,0 +1,143 @@
+// Package failure is the one place that defines the kinds of failure mapdrop
+// knows about. Every package returns errors built here (or plain errors, which
+// count as temporary), and only the edges translate a kind into a wire reply
+// or a process exit status:
+//
+//	Kind        socketmap  tcp_table  exit status (sysexits.h)
+//	Temporary   TEMP       400        75 EX_TEMPFAIL  Postfix keeps the mail, retries
+//	Permanent   PERM       400        78 EX_CONFIG    configuration error; Postfix defers
+//	NotFound    NOTFOUND   500        67 EX_NOUSER    Postfix bounces "user unknown"
+//	Usage       -          -          64 EX_USAGE     bad command line
+//	CantCreate  -          -          73 EX_CANTCREAT a mailbox could not be created
+//	Refused     -          -          77 EX_NOPERM    delivery refused (e.g. over quota, by choice)
+//
+// An error that carries no kind is Temporary: mail whose failure is not
+// understood stays queued.
+package failure
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a failure by what the caller should do about it.
+type Kind int
+
+// The kinds of failure. The zero value is Temporary, so that an unclassified
+// error never turns into a bounce.
+const (
+	Temporary Kind = iota
+	Permanent
+	NotFound
+	Usage
+	CantCreate
+	Refused
+)
+
+// String names the kind in lower case, as used in log lines.
+func (k Kind) String() string {
+	switch k {
+	case Temporary:
+		return "temporary"
+	case Permanent:
+		return "permanent"
+	case NotFound:
+		return "notfound"
+	case Usage:
+		return "usage"
+	case CantCreate:
+		return "cantcreate"
+	case Refused:
+		return "refused"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// ExitCode is the sysexits.h status a command exits with for this kind.
+func (k Kind) ExitCode() int {
+	switch k {
+	case Permanent:
+		return 78
+	case NotFound:
+		return 67
+	case Usage:
+		return 64
+	case CantCreate:
+		return 73
+	case Refused:
+		return 77
+	}
+	return 75
+}
+
+// Error is an error with a Kind. Its message is the text a person reads: in a
+// log line, on stderr where Postfix quotes it in a bounce, or after TEMP/PERM.
+type Error struct {
+	Kind Kind
+	Msg  string
+	Err  error // the underlying cause, if any; its text is not repeated in Msg
+}
+
+// Error returns the message, followed by the cause when there is one.
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Msg
+	}
+	if e.Msg == "" {
+		return e.Err.Error()
+	}
+	return e.Msg + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error of the given kind with a formatted message.
+func New(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of the given kind that describes err, prefixed with a
+// formatted message. Wrap(kind, nil, ...) returns nil.
+func Wrap(kind Kind, err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Temp is New(Temporary, ...).
+func Temp(format string, args ...any) error { return New(Temporary, format, args...) }
+
+// Perm is New(Permanent, ...).
+func Perm(format string, args ...any) error { return New(Permanent, format, args...) }
+
+// ErrNotFound is the answer for a key that is not in a table. Test for it with
+// KindOf(err) == NotFound or errors.Is(err, ErrNotFound).
+var ErrNotFound = &Error{Kind: NotFound, Msg: "not found"}
+
+// Is reports whether target is an *Error of the same kind with no message of
+// its own beyond ErrNotFound's, so that errors.Is(err, ErrNotFound) holds for
+// every NotFound error.
+func (e *Error) Is(target error) bool {
+	return target == ErrNotFound && e.Kind == NotFound
+}
+
+// KindOf returns the kind of the outermost *Error in err's chain, or
+// Temporary when there is none. KindOf(nil) is Temporary too; callers check
+// for nil first.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Temporary
+}
+
+// ExitCode returns 0 for nil and the exit status of err's kind otherwise.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	return KindOf(err).ExitCode()
+}
