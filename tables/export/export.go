@@ -1,0 +1,206 @@
+// Package export writes snapshots of lookup tables as cdb files that Postfix
+// reads natively, so that Postfix can be pointed at cdb:DIR/NAME instead of
+// (or as well as) the mapdropd socket — for instance by delivery agents that
+// refuse socketmap for security-sensitive data.
+//
+// # Files
+//
+// Snapshot(dir, name, entries) leaves dir/NAME.cdb, mode 0644, in the cdb
+// format of package tables/cdb, holding one record per entry:
+//
+//   - the key and the value are stored byte for byte as given, without the
+//     trailing NUL byte, exactly as "postmap cdb:" stores them; Postfix's
+//     dict_cdb then finds them with a query for the key without NUL;
+//   - Postfix folds every query key to lower case before the lookup (ASCII
+//     only under compatibility_level < 3.6; full Unicode case folding, so
+//     "ß" becomes "ss", from 3.6 on with smtputf8_enable), so the caller
+//     passes keys already folded the same way. A key with upper-case letters
+//     is stored, but Postfix will never find it;
+//   - keys and values must not contain a NUL byte, which Postfix's C strings
+//     cannot carry (Snapshot returns a Permanent error);
+//   - if a key comes twice, lookups return the first value.
+//
+// Postfix's syntax for the file is cdb:DIR/NAME (without the .cdb suffix).
+//
+// # Atomic replacement
+//
+// The records are written to a temporary file in dir named .NAME.cdb.tmp-*
+// (never matched by Postfix's NAME.cdb), held under an exclusive flock(2)
+// while it is written. The file is fsynced, renamed over NAME.cdb, and the
+// directory is fsynced. Readers see either the old file or the complete new
+// one, never a partial one, also after a crash or power loss. On any error
+// before the rename the temporary file is removed and NAME.cdb is left
+// untouched; an error after it (closing the file, fsyncing the directory)
+// means the new NAME.cdb is in place but its durability is unknown. A temporary
+// file left by a process that died (its flock released by the kernel) is
+// removed by the next Snapshot of the same name; one still locked by a live
+// writer is left alone.
+package export
+
+import (
+	"errors"
+	"iter"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/cdb"
+)
+
+// Suffix is the file name suffix Postfix's cdb: map adds to a table name.
+const Suffix = ".cdb"
+
+// FileMode is the permission of the files Snapshot writes.
+const FileMode os.FileMode = 0o644
+
+// tmpPrefix is the start of the temporary file names for table name.
+func tmpPrefix(name string) string { return "." + name + Suffix + ".tmp-" }
+
+// Path returns the file Snapshot(dir, name, ...) writes: dir/NAME.cdb.
+func Path(dir, name string) string { return filepath.Join(dir, name+Suffix) }
+
+// Snapshot writes entries to dir/NAME.cdb atomically (see the package
+// documentation). Errors of the file system are Temporary; an invalid name,
+// a key or value with a NUL byte, or a table over the 4 GiB limit of the
+// format is Permanent. If entries panics, the temporary file is removed and
+// the panic goes on.
+func Snapshot(dir, name string, entries iter.Seq2[string, string]) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	removeStale(dir, name)
+
+	f, err := os.CreateTemp(dir, tmpPrefix(name)+"*")
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s", name)
+	}
+	tmp := f.Name()
+	renamed := false
+	defer func() {
+		// Runs on errors and on panics in entries alike.
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := lock(f, tmp); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s", name)
+	}
+	if err := f.Chmod(FileMode); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s", name)
+	}
+
+	w := cdb.NewWriter(f)
+	for k, v := range entries {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return failure.Perm("export %s: key %q: NUL byte in key or value", name, k)
+		}
+		if err := w.Add([]byte(k), []byte(v)); err != nil {
+			return wrap(err, "export %s", name)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return wrap(err, "export %s", name)
+	}
+	if err := f.Sync(); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s: fsync %s", name, tmp)
+	}
+	// Rename while the file is still open and locked, so that no other
+	// Snapshot takes it for stale in between.
+	if err := os.Rename(tmp, Path(dir, name)); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s", name)
+	}
+	renamed = true
+	if err := f.Close(); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s: close", name)
+	}
+	if err := syncDir(dir); err != nil {
+		return failure.Wrap(failure.Temporary, err, "export %s: fsync directory %s", name, dir)
+	}
+	return nil
+}
+
+// wrap keeps the kind of err (plain errors are Temporary).
+func wrap(err error, format string, args ...any) error {
+	return failure.Wrap(failure.KindOf(err), err, format, args...)
+}
+
+// checkName refuses names that are not a single file name component.
+func checkName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..":
+		return failure.Perm("export: invalid table name %q", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return failure.Perm("export: invalid table name %q: contains '/' or NUL", name)
+	}
+	return nil
+}
+
+// lock takes an exclusive flock on the new temporary file and checks that
+// its name still refers to it: a concurrent removeStale may have taken it
+// for stale between its creation and the lock.
+func lock(f *os.File, path string) error {
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, pi) {
+		return errors.New("temporary file replaced during creation")
+	}
+	return nil
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// removeStale removes the temporary files of table name whose writer is
+// gone: those on which an exclusive flock can be taken. It is best effort;
+// a file it cannot remove is tried again on the next Snapshot.
+func removeStale(dir, name string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := tmpPrefix(name)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if flock(f, syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(path)
+		}
+		f.Close()
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
