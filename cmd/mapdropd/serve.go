@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/lookup/addr"
+	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/tables/mapfile"
+	"github.com/mapdrop/mapdrop/tables/reload"
+	"github.com/mapdrop/mapdrop/tables/store"
+)
+
+// tableFlags are the flags serve and export share: which files are tables,
+// and how they are looked up.
+type tableFlags struct {
+	dir         string
+	maps        multiFlag
+	exportMaps  string
+	delimiter   string
+	addressMaps string
+	exactMaps   string
+}
+
+func (tf *tableFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&tf.dir, "tables", "", "directory whose files are tables, one map per file named after it")
+	fs.Var(&tf.maps, "map", "NAME=PATH: also serve the file PATH as map NAME (repeatable)")
+	fs.StringVar(&tf.exportMaps, "export-maps", "mailbox_command", "comma-separated maps written as NAME.cdb to the export directory")
+	fs.StringVar(&tf.delimiter, "recipient-delimiter", "+", "characters that start an address extension, as Postfix's recipient_delimiter (empty: none)")
+	fs.StringVar(&tf.addressMaps, "address-maps", "", "comma-separated maps looked up as addresses (user+ext@domain, user@domain, @domain) whatever their name")
+	fs.StringVar(&tf.exactMaps, "exact-maps", "", "comma-separated maps looked up by exact key only whatever their name")
+}
+
+// config turns the flags into a reload.Config (without logger or hook).
+func (tf *tableFlags) config() (reload.Config, error) {
+	cfg := reload.Config{Dir: tf.dir, Maps: map[string]string{}, Kinds: map[string]store.Kind{}}
+	if tf.dir == "" && len(tf.maps) == 0 {
+		return cfg, failure.New(failure.Usage, "-tables DIR (or at least one -map NAME=PATH) is required")
+	}
+	for _, m := range tf.maps {
+		name, path, ok := strings.Cut(m, "=")
+		if !ok || name == "" || path == "" {
+			return cfg, failure.New(failure.Usage, "-map %q: want NAME=PATH", m)
+		}
+		cfg.Maps[name] = path
+	}
+	for _, n := range splitList(tf.addressMaps) {
+		cfg.Kinds[n] = store.Address
+	}
+	for _, n := range splitList(tf.exactMaps) {
+		if _, dup := cfg.Kinds[n]; dup {
+			return cfg, failure.New(failure.Usage, "map %s is in both -address-maps and -exact-maps", n)
+		}
+		cfg.Kinds[n] = store.Exact
+	}
+	return cfg, nil
+}
+
+// exportHook returns the reload hook that writes the chosen maps as cdb
+// files into dir, or nil when dir is empty.
+func (tf *tableFlags) exportHook(dir string, log *slog.Logger) func(string, []mapfile.Entry) {
+	if dir == "" {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, n := range splitList(tf.exportMaps) {
+		want[n] = true
+	}
+	return func(name string, entries []mapfile.Entry) {
+		if !want[name] {
+			return
+		}
+		start := time.Now()
+		if err := snapshot(dir, name, entries); err != nil {
+			log.Error("export failed; the previous snapshot stays", "map", name, "dir", dir, "err", err)
+			return
+		}
+		log.Info("exported", "map", name, "file", dir+"/"+name+".cdb", "entries", len(entries), "duration", time.Since(start).Round(time.Microsecond))
+	}
+}
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("mapdropd serve", flag.ContinueOnError)
+	var tf tableFlags
+	tf.register(fs)
+	var socketmaps, tcps multiFlag
+	fs.Var(&socketmaps, "socketmap", "socketmap listener, unix:/path or inet:host:port (repeatable; default "+defaultSocket+")")
+	fs.Var(&tcps, "tcp", "NAME=HOST:PORT: serve map NAME over tcp_table on HOST:PORT (repeatable)")
+	mode := fs.String("socket-mode", "0660", "file mode of unix sockets")
+	group := fs.String("socket-group", "", "group (name or gid) of unix sockets, e.g. postfix")
+	exportDir := fs.String("export", "", "directory to write cdb snapshots of the -export-maps into after every load")
+	level := fs.String("log-level", "info", "info or debug (debug logs every query)")
+	maxConns := fs.Int("max-conns", 0, "most concurrent connections (0: the server's default)")
+	idle := fs.Duration("idle-timeout", 0, "close a connection idle this long (0: the server's default, longer than Postfix's 10s)")
+	reqTimeout := fs.Duration("request-timeout", 0, "deadline for one request once it starts (0: the server's default)")
+	if err := fs.Parse(args); err != nil {
+		return 64
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "mapdropd serve: unexpected argument %q\n", fs.Arg(0))
+		return 64
+	}
+	log := newLogger(*level)
+	cfg, err := tf.config()
+	if err != nil {
+		return fail(log, err)
+	}
+	fileMode, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || fileMode > 0o777 {
+		return fail(log, failure.New(failure.Usage, "-socket-mode %q: want an octal mode such as 0660", *mode))
+	}
+	unixOpts := server.UnixOptions{Mode: os.FileMode(fileMode), Group: *group}
+	if len(socketmaps) == 0 && len(tcps) == 0 {
+		socketmaps = multiFlag{defaultSocket}
+	}
+
+	st, err := store.New(tf.delimiter)
+	if err != nil {
+		return fail(log, failure.Wrap(failure.Usage, err, "-recipient-delimiter"))
+	}
+	cfg.Logger = log
+	cfg.OnLoad = tf.exportHook(*exportDir, log)
+	if *exportDir != "" {
+		if fi, err := os.Stat(*exportDir); err != nil || !fi.IsDir() {
+			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
+		}
+	}
+	rl, err := reload.New(cfg, st)
+	if err != nil {
+		return fail(log, err)
+	}
+	if err := rl.LoadAll(); err != nil {
+		// Good maps are loaded and served; the broken ones are logged by
+		// the reloader and answer "unknown map" until they are fixed.
+		log.Error("some tables did not load; serving the rest", "err", err)
+	}
+
+	srv := &server.Server{
+		Resolver: server.ResolverFunc(func(_ context.Context, m, k string) (string, error) {
+			return st.Lookup(m, k)
+		}),
+		Logger:         log,
+		MaxConns:       *maxConns,
+		IdleTimeout:    *idle,
+		RequestTimeout: *reqTimeout,
+	}
+	for _, s := range socketmaps {
+		a, err := addr.Parse(s)
+		if err != nil {
+			return fail(log, failure.Wrap(failure.Usage, err, "-socketmap"))
+		}
+		if err := srv.ListenSocketmap(a, unixOpts); err != nil {
+			return fail(log, failure.Wrap(failure.Permanent, err, "listen socketmap %s", a))
+		}
+	}
+	for _, t := range tcps {
+		name, hp, ok := strings.Cut(t, "=")
+		if !ok || name == "" {
+			return fail(log, failure.New(failure.Usage, "-tcp %q: want NAME=HOST:PORT", t))
+		}
+		a, err := addr.Parse(hp)
+		if err != nil {
+			return fail(log, failure.Wrap(failure.Usage, err, "-tcp"))
+		}
+		if err := srv.ListenTCPTable(a, name, unixOpts); err != nil {
+			return fail(log, failure.Wrap(failure.Permanent, err, "listen tcp_table %s", a))
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- rl.Run(ctx) }()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-watchDone:
+			// The watcher only stops on its own when it cannot watch any more;
+			// keep serving the tables we have rather than drop every lookup.
+			log.Error("file watching stopped; tables reload only on SIGHUP now", "err", err)
+			watchDone = nil
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("SIGHUP: reloading all tables")
+				if err := rl.LoadAll(); err != nil {
+					log.Error("reload: some tables kept their previous version", "err", err)
+				}
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			cancel()
+			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := srv.Shutdown(sctx)
+			scancel()
+			if err != nil {
+				log.Error("shutdown", "err", err)
+				return 75
+			}
+			return 0
+		}
+	}
+}
+
+// newLogger returns a text slog logger on stderr at the named level.
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if level == "debug" {
+		l = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// fail logs err and returns its exit status.
+func fail(log *slog.Logger, err error) int {
+	log.Error(err.Error())
+	return failure.ExitCode(err)
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,554 @@
+// Package reload decides which files are maps, loads them into a
+// store.Store, and reloads them when they change on disk.
+//
+// # Which files are maps
+//
+// In the tables directory (Config.Dir), every regular file (or symlink to
+// one) whose name matches [a-z0-9_.-]+ is the source of the map of that
+// name, except editor and tool leftovers: names starting with ".", ending in
+// "~", starting and ending with "#", and names ending in .swp, .swo, .swx,
+// .tmp, .bak, .orig, .rej, .db, .lmdb, .cdb, .dpkg-old, .dpkg-new,
+// .dpkg-dist, .rpmnew or .rpmsave. Config.Maps adds maps from anywhere
+// (-map NAME=PATH); such a map wins over a directory file of the same name.
+//
+// A map named "userdb" must have a value that userdb.Parse accepts on every
+// line; a line it refuses is an error at that line.
+//
+// # Loading
+//
+// A file is parsed whole (mapfile.Parse); if it has any error, the table
+// already in the store keeps serving and every error is logged as
+// "FILE:LINE: REASON" at level ERROR. A file that is deleted leaves its last
+// table serving, with a warning; a map is never removed while mapdropd runs.
+// Every successful load logs one INFO line with map, file, entries and
+// duration, replaces the table in one store transaction, and then calls
+// Config.OnLoad.
+//
+// # Watching
+//
+// Run watches directories, not files: Config.Dir and the parent directory of
+// every Config.Maps file. So it sees a file replaced by rename (vim, sed -i,
+// ansible, rsync: a temporary file renamed over the map), written in place,
+// created, and deleted. Events for one map are debounced: its load waits
+// until Config.Debounce has passed without another event for it, but no
+// longer than ten times Config.Debounce after the first, so a stream of
+// writes cannot starve it. A file that appears and disappears between two
+// loads (a tool's temporary file such as vim's "4913") is never loaded.
+// A file written in place can be read half-written when its writer pauses
+// for longer than the debounce delay; its next write loads it again, but
+// only a rename gives an atomic switch from one content to the next.
+// Symlinked map files are read through the link, but only a change of the
+// link itself (in the watched directory) is seen, not one of its target; a
+// kernel event-queue overflow reloads every map. If a watched directory is
+// itself removed, watching it stops (logged); the tables keep serving.
+package reload
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/mapfile"
+	"github.com/mapdrop/mapdrop/tables/store"
+	"github.com/mapdrop/mapdrop/tables/userdb"
+)
+
+// DefaultDebounce is the debounce delay when Config.Debounce is zero.
+const DefaultDebounce = 50 * time.Millisecond
+
+// UserdbMap is the name of the map whose values are validated with
+// userdb.Parse.
+const UserdbMap = "userdb"
+
+// Config says where the maps are and what to do when one is loaded.
+type Config struct {
+	Dir      string                // tables directory: every map file in it is a map (see package doc); may be "" when Maps is not empty
+	Maps     map[string]string     // extra maps: name → file path (-map NAME=PATH)
+	Kinds    map[string]store.Kind // overrides of store.KindForName
+	Debounce time.Duration         // quiet time before a changed file is loaded; 0 means DefaultDebounce
+	Logger   *slog.Logger          // nil discards logs
+	// OnLoad, if set, is called after each successful swap, with the map's
+	// name and its new entries (which it must not modify). Loads are
+	// serialised, so calls come in load order and never overlap.
+	OnLoad func(name string, entries []mapfile.Entry)
+}
+
+// Reloader loads the configured maps into a store and keeps them current.
+type Reloader struct {
+	dir      string
+	extras   map[string]string // name → cleaned path
+	kinds    map[string]store.Kind
+	debounce time.Duration
+	log      *slog.Logger
+	onLoad   func(string, []mapfile.Entry)
+	st       *store.Store
+
+	mu     sync.Mutex             // serialises loads
+	loaded map[string]bool        // maps in the store
+	stamps map[string]os.FileInfo // what each map's last load attempt read
+}
+
+// New checks cfg and returns a Reloader that loads into st. It loads
+// nothing yet: call LoadAll, then Run. A tables directory that is missing or
+// unreadable, or a map name that is not [a-z0-9_.-]+, is a Permanent failure.
+func New(cfg Config, st *store.Store) (*Reloader, error) {
+	if st == nil {
+		return nil, failure.Perm("reload: no store")
+	}
+	if cfg.Dir == "" && len(cfg.Maps) == 0 {
+		return nil, failure.Perm("no tables: give a tables directory or maps")
+	}
+	r := &Reloader{
+		extras:   map[string]string{},
+		kinds:    cfg.Kinds,
+		debounce: cfg.Debounce,
+		log:      cfg.Logger,
+		onLoad:   cfg.OnLoad,
+		st:       st,
+		loaded:   map[string]bool{},
+		stamps:   map[string]os.FileInfo{},
+	}
+	if r.debounce <= 0 {
+		r.debounce = DefaultDebounce
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir != "" {
+		r.dir = filepath.Clean(cfg.Dir)
+		if _, err := os.ReadDir(r.dir); err != nil {
+			return nil, failure.Wrap(failure.Permanent, err, "tables directory")
+		}
+	}
+	for name, path := range cfg.Maps {
+		if !validName(name) {
+			return nil, failure.Perm("map name %q: must match [a-z0-9_.-]+ and not start with a dot", name)
+		}
+		if path == "" {
+			return nil, failure.Perm("map %s: empty file name", name)
+		}
+		r.extras[name] = filepath.Clean(path)
+	}
+	return r, nil
+}
+
+// validName reports whether name can name a map.
+func validName(name string) bool {
+	if name == "" || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+var ignoredSuffixes = []string{
+	"~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".rej",
+	".db", ".lmdb", ".cdb",
+	".dpkg-old", ".dpkg-new", ".dpkg-dist", ".rpmnew", ".rpmsave",
+}
+
+// IsMapFileName reports whether a file of this name in the tables directory
+// is a map (if it is a regular file): see the package documentation.
+func IsMapFileName(name string) bool {
+	if !validName(name) {
+		return false // also dotfiles, "#...#", "...~"
+	}
+	for _, s := range ignoredSuffixes {
+		if strings.HasSuffix(name, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// dirMaps lists the map files of dir: name → path.
+func dirMaps(dir string) (map[string]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	maps := map[string]string{}
+	for _, de := range des {
+		if !IsMapFileName(de.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+			continue // a directory, a dangling link, a socket...
+		}
+		maps[de.Name()] = path
+	}
+	return maps, nil
+}
+
+// allMaps is every configured map now: directory files, then extras over
+// them.
+func (r *Reloader) allMaps() (map[string]string, error) {
+	maps := map[string]string{}
+	var err error
+	if r.dir != "" {
+		if maps, err = dirMaps(r.dir); err != nil {
+			err = failure.Wrap(failure.Permanent, err, "tables directory")
+			maps = map[string]string{}
+		}
+	}
+	for name, path := range r.extras {
+		if dirPath, ok := maps[name]; ok && dirPath != path {
+			r.log.Warn("map file ignored: -map gives another file for this map", "map", name, "file", dirPath, "used", path)
+		}
+		maps[name] = path
+	}
+	return maps, err
+}
+
+// LoadAll loads every map now, as at startup or on SIGHUP. Maps whose file
+// is good are loaded even when others fail. It returns nil or a Permanent
+// failure listing every error, one "FILE:LINE: REASON" per line.
+func (r *Reloader) LoadAll() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	maps, err := r.allMaps()
+	var errs []error
+	if err != nil {
+		r.log.Error("cannot list maps", "error", err)
+		errs = append(errs, err)
+	}
+	for _, name := range sortedKeys(maps) {
+		if err := r.loadLocked(name, maps[name], true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name := range r.loaded {
+		if _, ok := maps[name]; !ok {
+			r.log.Warn("map file gone, keeping last good table", "map", name)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return failure.Wrap(failure.Permanent, errors.Join(errs...), "")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// loadLocked loads one map from path; called with r.mu held. A missing file
+// is an error when required (LoadAll), and otherwise only logged.
+func (r *Reloader) loadLocked(name, path string, required bool) error {
+	start := time.Now()
+	entries, warnings, fi, err := parseMap(name, path)
+	if fi != nil {
+		r.stamps[name] = fi
+	}
+	for _, w := range warnings {
+		r.log.Warn(w.Error(), "map", name)
+	}
+	if errors.Is(err, fs.ErrNotExist) && !required {
+		if r.loaded[name] {
+			r.log.Warn("map file removed, keeping last good table", "map", name, "file", path)
+		} else {
+			r.log.Debug("map file vanished before it was loaded", "map", name, "file", path)
+		}
+		return nil
+	}
+	if err != nil {
+		var list mapfile.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				r.log.Error(e.Error(), "map", name)
+			}
+		} else {
+			r.log.Error(err.Error(), "map", name)
+		}
+		if r.loaded[name] {
+			r.log.Error("map not loaded, keeping last good table", "map", name, "file", path)
+		} else {
+			r.log.Error("map not loaded, not served", "map", name, "file", path)
+		}
+		return err
+	}
+	kind, ok := r.kinds[name]
+	if !ok {
+		kind = store.KindForName(name)
+	}
+	if err := r.st.Replace(name, kind, entries); err != nil {
+		r.log.Error("map not loaded", "map", name, "file", path, "error", err)
+		return err
+	}
+	r.loaded[name] = true
+	r.log.Info("map loaded", "map", name, "file", path, "kind", kind, "entries", len(entries), "duration", time.Since(start).Round(time.Microsecond))
+	if r.onLoad != nil {
+		r.onLoad(name, entries)
+	}
+	return nil
+}
+
+// parseMap reads the map source file path as map name. fi describes the file
+// read, when it could be opened. err is an *fs.PathError for a file that
+// cannot be read, or a mapfile.ErrorList.
+func parseMap(name, path string) (entries []mapfile.Entry, warnings []*mapfile.Error, fi os.FileInfo, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer f.Close()
+	fi, err = f.Stat()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+	}
+	entries, warnings, err = mapfile.Parse(f, path)
+	if err != nil || name != UserdbMap {
+		return entries, warnings, fi, err
+	}
+	var list mapfile.ErrorList
+	for _, e := range entries {
+		if _, uerr := userdb.Parse(e.Value); uerr != nil {
+			list = append(list, &mapfile.Error{File: path, Line: e.Line, Reason: uerr.Error()})
+		}
+	}
+	if len(list) > 0 {
+		return nil, warnings, fi, list
+	}
+	return entries, warnings, fi, nil
+}
+
+// Check parses map files as LoadAll would, without loading them, for
+// "mapdropd check". Each path is a file, parsed as the map named by its base
+// name (so a file named userdb has its values validated), or a directory,
+// whose map files are checked as in a tables directory. It returns every
+// error, each "FILE:LINE: REASON" or "FILE: REASON"; none means all is well.
+func Check(paths ...string) []error {
+	errs, _ := CheckWithWarnings(paths...)
+	return errs
+}
+
+// CheckWithWarnings is Check, also returning the warnings (duplicate keys),
+// which do not stop a file from loading.
+func CheckWithWarnings(paths ...string) (errs, warnings []error) {
+	check := func(name, path string) {
+		_, ws, _, err := parseMap(name, path)
+		for _, w := range ws {
+			warnings = append(warnings, w)
+		}
+		var list mapfile.ErrorList
+		switch {
+		case errors.As(err, &list):
+			for _, e := range list {
+				errs = append(errs, e)
+			}
+		case err != nil:
+			errs = append(errs, err)
+		}
+	}
+	for _, path := range paths {
+		fi, err := os.Stat(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !fi.IsDir() {
+			check(filepath.Base(path), path)
+			continue
+		}
+		maps, err := dirMaps(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, name := range sortedKeys(maps) {
+			check(name, maps[name])
+		}
+	}
+	return errs, warnings
+}
+
+// pending is a map waiting for its debounce delay.
+type pending struct {
+	path        string
+	first, last time.Time
+}
+
+// Run watches the map files and reloads each map that changes, until ctx is
+// done; then it returns nil. It first reloads any map whose file changed
+// since its last load (LoadAll should have run before). It returns an error
+// only when it cannot start watching.
+func (r *Reloader) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "watching map files")
+	}
+	defer w.Close()
+	var dirs []string
+	if r.dir != "" {
+		dirs = append(dirs, r.dir)
+	}
+	for _, path := range r.extras {
+		dirs = append(dirs, filepath.Dir(path))
+	}
+	slices.Sort(dirs)
+	for _, dir := range slices.Compact(dirs) {
+		if err := w.Add(dir); err != nil {
+			return failure.Wrap(failure.Permanent, err, "watching directory %s", dir)
+		}
+	}
+	r.catchUp()
+
+	waiting := map[string]*pending{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	arm := func(now time.Time) {
+		var next time.Time
+		for _, p := range waiting {
+			if due := r.due(p); next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(next.Sub(now), 0))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			now := time.Now()
+			for name, path := range r.mapsFor(ev) {
+				if p := waiting[name]; p != nil {
+					p.path, p.last = path, now
+				} else {
+					waiting[name] = &pending{path: path, first: now, last: now}
+				}
+			}
+			arm(now)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.log.Error("watching map files", "error", err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				_ = r.LoadAll() // logs its errors
+			}
+		case now := <-timer.C:
+			for _, name := range sortedPending(waiting) {
+				if p := waiting[name]; !r.due(p).After(now) {
+					delete(waiting, name)
+					r.reload(name, p.path)
+				}
+			}
+			arm(time.Now())
+		}
+	}
+}
+
+func sortedPending(m map[string]*pending) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// due is when a pending map gets loaded.
+func (r *Reloader) due(p *pending) time.Time {
+	quiet, limit := p.last.Add(r.debounce), p.first.Add(10*r.debounce)
+	if limit.Before(quiet) {
+		return limit
+	}
+	return quiet
+}
+
+// mapsFor returns the maps a file event concerns: name → path.
+func (r *Reloader) mapsFor(ev fsnotify.Event) map[string]string {
+	path := filepath.Clean(ev.Name)
+	maps := map[string]string{}
+	for name, p := range r.extras {
+		if p == path {
+			maps[name] = p
+		}
+	}
+	if r.dir == "" {
+		return maps
+	}
+	if path == r.dir {
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			r.log.Error("tables directory removed or renamed: no longer watched, tables keep serving", "dir", r.dir)
+		}
+		return maps
+	}
+	if filepath.Dir(path) != r.dir {
+		return maps
+	}
+	name := filepath.Base(path)
+	if _, extra := r.extras[name]; !extra && IsMapFileName(name) {
+		maps[name] = path
+	}
+	return maps
+}
+
+// reload loads one map after a file event.
+func (r *Reloader) reload(name, path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		r.log.Debug("not a regular file, not a map", "map", name, "file", path)
+		return
+	}
+	_ = r.loadLocked(name, path, false) // logs its errors
+}
+
+// catchUp loads the maps whose files changed, appeared or were deleted since
+// their last load attempt: the changes made before the watches were set.
+func (r *Reloader) catchUp() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	maps, _ := r.allMaps()
+	for _, name := range sortedKeys(maps) {
+		path := maps[name]
+		fi, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) && r.loaded[name] {
+			r.log.Warn("map file removed, keeping last good table", "map", name, "file", path)
+		}
+		if err != nil {
+			continue
+		}
+		if old := r.stamps[name]; old != nil && os.SameFile(old, fi) &&
+			old.ModTime().Equal(fi.ModTime()) && old.Size() == fi.Size() {
+			continue
+		}
+		_ = r.loadLocked(name, path, false)
+	}
+	for name := range r.loaded {
+		if _, ok := maps[name]; !ok {
+			r.log.Warn("map file removed, keeping last good table", "map", name)
+		}
+	}
+}
