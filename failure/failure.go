@@ -4,12 +4,20 @@
 // or a process exit status:
 //
 //	Kind        socketmap  tcp_table  exit status (sysexits.h)
-//	Temporary   TEMP       400        75 EX_TEMPFAIL  Postfix keeps the mail, retries
-//	Permanent   PERM       400        78 EX_CONFIG    configuration error; Postfix defers
-//	NotFound    NOTFOUND   500        67 EX_NOUSER    Postfix bounces "user unknown"
+//	Temporary   TEMP       400        75 EX_TEMPFAIL  Postfix keeps the mail and retries
+//	Permanent   PERM       400        78 EX_CONFIG    configuration error
+//	NotFound    NOTFOUND   500        67 EX_NOUSER    "user unknown"
 //	Usage       -          -          64 EX_USAGE     bad command line
 //	CantCreate  -          -          73 EX_CANTCREAT a mailbox could not be created
 //	Refused     -          -          77 EX_NOPERM    delivery refused (e.g. over quota, by choice)
+//
+// What Postfix makes of them differs by edge. A TEMP or PERM table answer
+// makes Postfix defer ("temporary lookup failure"); only NOTFOUND means the
+// key does not exist. An exit status is read by pipe(8) and local(8) through
+// sys_exits: only 75 (and 71, EX_OSERR) defer; every other non-zero status,
+// 78 included (5.3.5), bounces. A delivery agent that wants mail to stay
+// queued after a configuration mistake therefore returns Temporary, not
+// Permanent.
 //
 // An error that carries no kind is Temporary: mail whose failure is not
 // understood stays queued.

@@ -1,0 +1,133 @@
+// Package deliver is mapdrop's delivery of one message, in this order:
+//
+//  1. resolve the recipient (package account: userdb, then passwd);
+//  2. become the mailbox owner (package creds) — nothing below touches a
+//     mailbox path before this step;
+//  3. open or create the Maildir below the home directory without following
+//     symlinks, and pick the Maildir++ folder for the address extension
+//     (package maildir);
+//  4. write the whole message from the input into tmp/ and fsync it;
+//  5. when the account has a quota, check it with the message's size
+//     (package quota); over quota, the file is removed;
+//  6. rename the file into new/ and fsync new/;
+//  7. append the message to maildirsize (when there is a quota);
+//  8. write one log line (package maillog).
+//
+// The message is written exactly as read: no header is added and nothing
+// is converted (Postfix's pipe(8) with flags=ODRhu prepends the envelope
+// headers itself).
+//
+// Errors are failure kinds, and their text is the one line that mapdrop
+// prints on stderr for Postfix to quote. The extra decisions made here: over
+// quota is failure.Temporary ("mailbox full", Postfix retries) unless
+// Agent.RefuseOverQuota makes it failure.Refused; every other failure that
+// is not NotFound (unknown user) or CantCreate (a non-directory where the
+// home or the Maildir belongs) is Temporary. A missing home is created.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/mapdrop/mapdrop/deliver/account"
+	"github.com/mapdrop/mapdrop/deliver/creds"
+	"github.com/mapdrop/mapdrop/deliver/maildir"
+	"github.com/mapdrop/mapdrop/deliver/maillog"
+	"github.com/mapdrop/mapdrop/deliver/quota"
+	"github.com/mapdrop/mapdrop/failure"
+)
+
+// Agent delivers messages.
+type Agent struct {
+	// Resolver finds the recipient's account. Required.
+	Resolver *account.Resolver
+	// RefuseOverQuota makes over quota failure.Refused (exit 77, a bounce)
+	// instead of failure.Temporary (exit 75).
+	RefuseOverQuota bool
+	// Log receives one line per delivery; nil discards it.
+	Log *maillog.Logger
+	// Become switches to the mailbox owner; nil means creds.Become. Tests
+	// that run in-process replace it, since a switch cannot be undone.
+	Become func(who string, uid, gid uint32) error
+}
+
+// Deliver delivers the message read from msg to user (the -d argument),
+// with the address extension ext ("" for none).
+func (a *Agent) Deliver(ctx context.Context, user, ext string, msg io.Reader) error {
+	start := time.Now()
+	e := maillog.Entry{User: user}
+	err := a.deliver(ctx, user, ext, msg, &e)
+	e.Duration = time.Since(start)
+	e.Exit = failure.ExitCode(err)
+	if err != nil {
+		e.Reason = err.Error()
+	}
+	a.Log.Log(e)
+	return err
+}
+
+func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e *maillog.Entry) error {
+	acct, err := a.Resolver.Resolve(ctx, user, ext)
+	if err != nil {
+		if failure.KindOf(err) == failure.NotFound {
+			return err // already "USER: user unknown"
+		}
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	e.Account = acct.Source + ":" + acct.Name
+	become := a.Become
+	if become == nil {
+		become = creds.Become
+	}
+	if err := become(acct.Name, acct.UID, acct.GID); err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	syscall.Umask(0o077)
+
+	box, err := maildir.Open(acct.Home, acct.Maildir)
+	if err != nil {
+		return failure.Wrap(failure.KindOf(err), err, "%s", user)
+	}
+	defer box.Close()
+	folder, err := box.Folder(acct.Extension)
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	if folder != box {
+		defer folder.Close()
+	}
+	e.Folder = folder.Name()
+
+	dl, err := folder.Create()
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	defer dl.Abort() // no-op after Commit
+	size, err := dl.Write(msg)
+	e.Size = size
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	lim := quota.Limits{Bytes: acct.QuotaBytes, Messages: acct.QuotaMessages}
+	if lim.Enabled() {
+		if _, err := quota.Check(box.Root(), lim, size, time.Now()); err != nil {
+			kind := failure.Temporary
+			if errors.Is(err, quota.ErrOverQuota) && a.RefuseOverQuota {
+				kind = failure.Refused
+			}
+			return failure.Wrap(kind, err, "%s", user)
+		}
+	}
+	if _, err := dl.Commit(); err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", user)
+	}
+	if lim.Enabled() {
+		// Delivered; a failure to count it only delays the quota until the
+		// next recalculation.
+		quota.Add(box.Root(), size, 1)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package maillog writes mapdrop's one log line per delivery.
+//
+// Where the line goes, decided once by Open:
+//
+//   - the file named by env MAPDROP_LOG_FILE, appended to, when set (tests
+//     use it to assert the line);
+//   - otherwise syslog, facility mail, tag "mapdrop", when /dev/log exists;
+//   - otherwise nowhere.
+//
+// Never stderr: Postfix quotes a delivery agent's stderr in bounces and
+// defer reasons, and that is reserved for the one-line error message.
+//
+// The line is key=value pairs, values quoted with strconv.Quote when they
+// contain a space, quote or control character:
+//
+//	user=u@dom account=userdb:u@dom folder=.Work size=1234 duration=12ms status=sent exit=0
+//	user=u@dom folder=INBOX size=99 duration=3ms status=deferred exit=75 reason="mailbox full"
+//
+// status is sent (exit 0), deferred (exit 75), or bounced (any other exit
+// status, which Postfix's pipe(8) turns into a bounce).
+package maillog
+
+import (
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvFile names the environment variable that redirects the line to a file.
+const EnvFile = "MAPDROP_LOG_FILE"
+
+// devLog is the syslog socket; tests point it elsewhere.
+var devLog = "/dev/log"
+
+// Logger writes delivery lines. The zero value discards them.
+type Logger struct {
+	w io.WriteCloser
+	s *syslog.Writer
+}
+
+// Open opens the destination. It is called before privileges are dropped,
+// so that a root-only log file or socket stays usable. Errors are not
+// fatal to a delivery: the returned Logger then discards lines.
+func Open() (*Logger, error) {
+	if p := os.Getenv(EnvFile); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return &Logger{}, err
+		}
+		return &Logger{w: f}, nil
+	}
+	if _, err := os.Stat(devLog); err != nil {
+		return &Logger{}, nil
+	}
+	s, err := syslog.Dial("unixgram", devLog, syslog.LOG_MAIL|syslog.LOG_INFO, "mapdrop")
+	if err != nil {
+		return &Logger{}, err
+	}
+	return &Logger{s: s}, nil
+}
+
+// Entry is one delivery's outcome.
+type Entry struct {
+	User     string // the -d argument
+	Account  string // "userdb:KEY" or "passwd:NAME", "" when unresolved
+	Folder   string // "INBOX", ".Work", "" when not reached
+	Size     int64
+	Duration time.Duration
+	Exit     int    // the process exit status
+	Reason   string // the error message, "" on success
+}
+
+// Status names the outcome as Postfix will treat it.
+func (e Entry) Status() string {
+	switch e.Exit {
+	case 0:
+		return "sent"
+	case 75:
+		return "deferred"
+	}
+	return "bounced"
+}
+
+// Line formats the entry (see the package documentation).
+func (e Entry) Line() string {
+	var b strings.Builder
+	kv := func(k, v string) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == 0x7f || r == '=' }) {
+			v = strconv.Quote(v)
+		}
+		b.WriteString(v)
+	}
+	kv("user", e.User)
+	if e.Account != "" {
+		kv("account", e.Account)
+	}
+	if e.Folder != "" {
+		kv("folder", e.Folder)
+	}
+	kv("size", strconv.FormatInt(e.Size, 10))
+	kv("duration", e.Duration.Round(time.Millisecond).String())
+	kv("status", e.Status())
+	kv("exit", strconv.Itoa(e.Exit))
+	if e.Reason != "" {
+		kv("reason", e.Reason)
+	}
+	return b.String()
+}
+
+// Log writes the entry's line. Errors are ignored: logging never changes
+// a delivery's outcome.
+func (l *Logger) Log(e Entry) {
+	if l == nil {
+		return
+	}
+	line := e.Line()
+	switch {
+	case l.w != nil:
+		fmt.Fprintf(l.w, "%s mapdrop[%d]: %s\n", time.Now().Format(time.RFC3339), os.Getpid(), line)
+	case l.s != nil:
+		if e.Exit == 0 {
+			l.s.Info(line)
+		} else {
+			l.s.Warning(line)
+		}
+	}
+}
+
+// Close closes the destination.
+func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
+	if l.w != nil {
+		return l.w.Close()
+	}
+	if l.s != nil {
+		return l.s.Close()
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package maillog
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLine(t *testing.T) {
+	for _, c := range []struct {
+		e    Entry
+		want string
+	}{
+		{Entry{User: "u@d", Account: "userdb:u@d", Folder: ".Work", Size: 1234, Duration: 12345 * time.Microsecond},
+			`user=u@d account=userdb:u@d folder=.Work size=1234 duration=12ms status=sent exit=0`},
+		{Entry{User: "u@d", Folder: "INBOX", Size: 99, Exit: 75, Reason: "u@d: mailbox full"},
+			`user=u@d folder=INBOX size=99 duration=0s status=deferred exit=75 reason="u@d: mailbox full"`},
+		{Entry{User: "x y\n", Exit: 67, Reason: "x: user unknown"},
+			`user="x y\n" size=0 duration=0s status=bounced exit=67 reason="x: user unknown"`},
+		{Entry{User: "", Exit: 64, Reason: "a=b"},
+			`user="" size=0 duration=0s status=bounced exit=64 reason="a=b"`},
+	} {
+		if got := c.e.Line(); got != c.want {
+			t.Errorf("Line() = %s\nwant     %s", got, c.want)
+		}
+	}
+}
+
+func TestFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	t.Setenv(EnvFile, p)
+	for range 2 {
+		l, err := Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Log(Entry{User: "u@d", Folder: "INBOX", Size: 5})
+		l.Close()
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^\S+ mapdrop\[\d+\]: user=u@d folder=INBOX size=5 duration=0s status=sent exit=0$`)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 || !re.MatchString(lines[0]) || !re.MatchString(lines[1]) {
+		t.Errorf("log file:\n%s", b)
+	}
+}
+
+func TestSyslog(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer func(old string) { devLog = old }(devLog)
+	devLog = sock
+	l, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(Entry{User: "u@d", Exit: 75, Reason: "mailbox full"})
+	l.Close()
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// <PRI> with facility mail (2) and severity warning (4): 2*8+4 = 20.
+	got := string(buf[:n])
+	if !strings.HasPrefix(got, "<20>") || !strings.Contains(got, "mapdrop[") ||
+		!strings.Contains(got, `user=u@d size=0 duration=0s status=deferred exit=75 reason="mailbox full"`) {
+		t.Errorf("syslog datagram %q", got)
+	}
+}
+
+func TestNowhere(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	defer func(old string) { devLog = old }(devLog)
+	devLog = filepath.Join(t.TempDir(), "missing")
+	l, err := Open()
+	if err != nil || l.w != nil || l.s != nil {
+		t.Fatalf("Open = %+v, %v; want a discarding logger", l, err)
+	}
+	l.Log(Entry{User: "u"}) // does not panic
+	var nilLogger *Logger
+	nilLogger.Log(Entry{})
+	nilLogger.Close()
+}

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
+)
+
+// Users the tests create (idempotently) and leave on the machine.
+const (
+	pipeUser   = "mdtest-pipe" // pipe(8) runs mapdrop as this user for the virtual domains
+	localCmd   = "mdtest-la"   // local user delivered by mailbox_command
+	localMap   = "mdtest-lb"   // local user delivered by mailbox_command_maps (cdb export)
+	localFwd   = "mdtest-lc"   // local user delivered by ~/.forward
+	localSock  = "mdtest-ld"   // local user whose transport asks a socketmap for mailbox_command_maps
+	localDom   = "local.test"  // mydestination
+	sender     = "sender@example.net"
+	waitLonger = 90 * time.Second // bound for any one delivery on a slow shared machine
+)
+
+// env is one Postfix instance with two mapdropd servers on the same tables:
+// maps answers Postfix's own lookups (and exports mailbox_command.cdb),
+// deliver answers the userdb lookups of the mapdrop processes Postfix runs.
+// Stopping deliver lets mail be accepted and then meet a dead server at
+// delivery time.
+type env struct {
+	base    string // 0755 temp dir holding everything below
+	tables  string // -tables DIR of both servers
+	export  string // -export DIR of the maps server
+	vmail   string // homes of the virtual users
+	homes   string // homes of the local users
+	mapdrop string // the mapdrop binary
+	uid     uint32 // pipeUser
+	gid     uint32
+	maps    *postfixtest.Server
+	deliver *postfixtest.Server
+	pf      *postfixtest.Instance
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	requireBinaries(t)
+	base, err := os.MkdirTemp("", "mapdrop-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	e := &env{
+		base:    base,
+		tables:  filepath.Join(base, "tables"),
+		export:  filepath.Join(base, "export"),
+		vmail:   filepath.Join(base, "vmail"),
+		homes:   filepath.Join(base, "home"),
+		mapdrop: bins.Path("mapdrop"),
+	}
+	e.uid, e.gid = postfixtest.EnsureUser(t, pipeUser)
+	for _, d := range []string{e.tables, e.export, e.vmail, e.homes, filepath.Join(base, "run")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapsSock := filepath.Join(base, "run", "maps.sock")
+	deliverSock := filepath.Join(base, "run", "deliver.sock")
+	deliverAddr := "unix:" + deliverSock
+
+	// Virtual users: homes owned by the pipe user. user1's and user3's
+	// Maildirs exist beforehand with an extension folder (.work, .Work);
+	// user2's Maildir is left for mapdrop to create.
+	for _, u := range []string{"some.domain/user1", "some.domain/user2", "someother.domain/user3"} {
+		postfixtest.MkdirOwned(t, filepath.Join(e.vmail, u), 0o700, e.uid, e.gid)
+	}
+	e.makeMaildir(t, e.vmailMaildir("user1@some.domain"), e.uid, e.gid, ".work")
+	e.makeMaildir(t, e.vmailMaildir("user3@someother.domain"), e.uid, e.gid, ".Work")
+
+	// Local users with homes in the temp dir.
+	for _, name := range []string{localCmd, localMap, localFwd, localSock} {
+		uid, gid := postfixtest.EnsureUser(t, name)
+		home := filepath.Join(e.homes, name)
+		postfixtest.MkdirOwned(t, home, 0o700, uid, gid)
+		postfixtest.SetHome(t, name, home)
+	}
+	luid, lgid := postfixtest.EnsureUser(t, localMap)
+	e.makeMaildir(t, filepath.Join(e.homes, localMap, "Maildir"), luid, lgid, ".somefolder")
+	// The .forward command names the extension folder "fwd", so that a
+	// delivery by mailbox_command instead is told apart.
+	fuid, fgid := postfixtest.EnsureUser(t, localFwd)
+	e.makeMaildir(t, filepath.Join(e.homes, localFwd, "Maildir"), fuid, fgid, ".fwd")
+	fwd := filepath.Join(e.homes, localFwd, ".forward")
+	writeFile(t, fwd, fmt.Sprintf("\"|%s -s %s -d ${USER} fwd\"\n", e.mapdrop, deliverAddr))
+	if err := os.Chown(fwd, int(fuid), int(fgid)); err != nil {
+		t.Fatal(err)
+	}
+
+	ug := fmt.Sprintf("uid=%d|gid=%d", e.uid, e.gid)
+	writeFile(t, filepath.Join(e.tables, "virtual_mailbox_domains"), "some.domain OK\nsomeother.domain OK\n")
+	writeFile(t, filepath.Join(e.tables, "virtual_mailbox"), `# virtual_mailbox_maps
+user1@some.domain        some.domain/user1/Maildir/
+user2@some.domain        some.domain/user2/Maildir/
+user3@someother.domain   someother.domain/user3/Maildir/
+`)
+	// An alias target without @ would get @$myorigin and leave the virtual
+	// domains: alias to a virtual mailbox.
+	writeFile(t, filepath.Join(e.tables, "virtual_alias"), "postmaster@some.domain  user2@some.domain\n")
+	writeFile(t, filepath.Join(e.tables, "userdb"), fmt.Sprintf(`# userdb: homes under %[2]s
+user1@some.domain       %[1]s|home=%[2]s/some.domain/user1
+user2@some.domain       %[1]s|home=%[2]s/some.domain/user2
+user3@someother.domain  %[1]s|home=%[2]s/someother.domain/user3|quota=52428800S,1000C
+`, ug, e.vmail))
+	writeFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(deliverAddr, ""))
+
+	e.maps = postfixtest.StartServer(t, postfixtest.ServerConfig{
+		Bin: bins.Path("mapdropd"), Tables: e.tables, Socket: mapsSock,
+		Args:     []string{"-export", e.export},
+		ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
+	})
+	e.deliver = postfixtest.StartServer(t, postfixtest.ServerConfig{
+		Bin: bins.Path("mapdropd"), Tables: e.tables, Socket: deliverSock,
+		ProbeMap: "userdb", ProbeKey: "user1@some.domain",
+	})
+	cdb := e.cdbPath()
+	waitFor(t, "the mailbox_command.cdb export", func() bool {
+		_, err := os.Stat(cdb)
+		return err == nil
+	})
+
+	sm := func(name string) string { return "socketmap:unix:" + mapsSock + ":" + name }
+	e.pf = postfixtest.Start(t, postfixtest.Config{
+		MainCF: []string{
+			"recipient_delimiter = +",
+			"mydestination = " + localDom,
+			"virtual_mailbox_domains = " + sm("virtual_mailbox_domains"),
+			"virtual_mailbox_maps = " + sm("virtual_mailbox"),
+			"virtual_alias_maps = " + sm("virtual_alias"),
+			"virtual_transport = mapdrop",
+			"mapdrop_destination_recipient_limit = 1",
+			"mapdropx_destination_recipient_limit = 1",
+			"transport_maps = texthash:${config_directory}/transport",
+			"mailbox_command = " + e.mapdrop + " -s " + deliverAddr + " -d ${USER}",
+			"mailbox_command_maps = cdb:" + strings.TrimSuffix(cdb, ".cdb"),
+		},
+		MasterCF: []string{
+			"mapdrop   unix  -       n       n       -       -       pipe",
+			"  flags=ODRhu user=" + pipeUser + " argv=" + e.mapdrop + " -s " + deliverAddr + " -d ${recipient}",
+			"mapdropx  unix  -       n       n       -       -       pipe",
+			"  flags=ODRhu user=" + pipeUser + " argv=" + e.mapdrop + " -s " + deliverAddr +
+				" -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}",
+			"local2    unix  -       n       n       -       -       local",
+			"  -o mailbox_command_maps=" + sm("mailbox_command"),
+		},
+		Files: map[string]string{
+			"transport": "user3@someother.domain  mapdropx:\n" + localSock + "@" + localDom + "  local2:\n",
+		},
+	})
+	return e
+}
+
+// mailboxCommandTable is the mailbox_command map: localMap's command, with
+// extra arguments appended (an extension folder, say).
+func (e *env) mailboxCommandTable(server, extra string) string {
+	cmd := e.mapdrop + " -s " + server + " -d ${USER}"
+	if extra != "" {
+		cmd += " " + extra
+	}
+	return fmt.Sprintf("# mailbox_command_maps, exported as cdb\n%s  %s\n%s  %s\n", localMap, cmd, localSock, cmd)
+}
+
+func (e *env) cdbPath() string { return filepath.Join(e.export, "mailbox_command.cdb") }
+
+// vmailMaildir is the Maildir userdb names for a virtual user (home/Maildir).
+func (e *env) vmailMaildir(address string) string {
+	local, domain, _ := strings.Cut(address, "@")
+	return filepath.Join(e.vmail, domain, local, "Maildir")
+}
+
+// makeMaildir creates a Maildir with cur/new/tmp and the given Maildir++
+// folders, owned by uid:gid.
+func (e *env) makeMaildir(t *testing.T, dir string, uid, gid uint32, folders ...string) {
+	t.Helper()
+	dirs := []string{dir}
+	for _, f := range folders {
+		dirs = append(dirs, filepath.Join(dir, f))
+	}
+	for _, d := range dirs {
+		for _, sub := range []string{"", "cur", "new", "tmp"} {
+			postfixtest.MkdirOwned(t, filepath.Join(d, sub), 0o700, uid, gid)
+		}
+	}
+}
+
+// send submits a message with a unique marker in its body to rcpt and
+// returns the reply and the body.
+func (e *env) send(t *testing.T, rcpt, subject string) (postfixtest.Reply, string) {
+	t.Helper()
+	body := fmt.Sprintf("marker %s %d\n.a line starting with a dot\nFrom the start of a line\n\ttabbed line with trailing space \nlast line\n",
+		subject, time.Now().UnixNano())
+	r := e.pf.Send(t, sender, rcpt, postfixtest.Message(sender, rcpt, subject, body))
+	return r, body
+}
+
+// accepted sends and requires 250 with a queue id.
+func (e *env) accepted(t *testing.T, rcpt, subject string) (qid, body string) {
+	t.Helper()
+	r, body := e.send(t, rcpt, subject)
+	if r.Code != 250 || r.QueueID == "" {
+		t.Fatalf("sending to %s: %v, want 250 queued", rcpt, r)
+	}
+	return r.QueueID, body
+}
+
+// outcome waits for the delivery status of queue id qid to rcpt and returns
+// the status (sent, deferred, bounced, expired) and the log line.
+func (e *env) outcome(t *testing.T, qid, rcpt string) (status, line string) {
+	t.Helper()
+	re := regexp.MustCompile(regexp.QuoteMeta(qid) + `: to=<` + regexp.QuoteMeta(rcpt) + `>.*status=(\w+).*`)
+	m := e.pf.WaitLog(t, re, waitLonger)
+	return m[1], m[0]
+}
+
+// delivered waits until qid was sent to rcpt and returns the one file in
+// dir/new (dir a Maildir or a Maildir++ folder) whose body is body.
+func (e *env) delivered(t *testing.T, qid, rcpt, dir, body string) (path string, content []byte) {
+	t.Helper()
+	if status, line := e.outcome(t, qid, rcpt); status != "sent" {
+		t.Fatalf("delivery to %s: %s", rcpt, line)
+	}
+	found := findBody(t, dir, body)
+	if len(found) != 1 {
+		t.Fatalf("%s/new holds %d messages with this body, want 1 (%v)", dir, len(found), found)
+	}
+	b, err := os.ReadFile(found[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found[0], b
+}
+
+// findBody returns the files in dir/new whose body is exactly body.
+func findBody(t *testing.T, dir, body string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(postfixtest.Body(b), []byte(body)) {
+			found = append(found, f)
+		}
+	}
+	return found
+}
+
+// header returns the first value of the named header field in msg, or "".
+func header(msg []byte, name string) string {
+	head, _, _ := strings.Cut(strings.ReplaceAll(string(msg), "\r\n", "\n"), "\n\n")
+	for _, line := range strings.Split(head, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// owner returns the uid and gid owning path.
+func owner(t *testing.T, path string) (uint32, uint32) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Uid, st.Gid
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceFile writes content next to path under a dot name (which mapdropd
+// ignores) and renames it over path, as editors and config tools do.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new")
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 100 ms for up to a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

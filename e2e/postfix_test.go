@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
+)
+
+// TestPostfix runs every end-to-end case against one Postfix instance and
+// one pair of mapdropd servers; the subtests run in order.
+func TestPostfix(t *testing.T) {
+	e := newEnv(t)
+
+	t.Run("virtual/delivered with headers", func(t *testing.T) {
+		const rcpt = "user1@some.domain"
+		qid, body := e.accepted(t, rcpt, "direct")
+		path, msg := e.delivered(t, qid, rcpt, e.vmailMaildir(rcpt), body)
+		for name, want := range map[string]string{
+			"Delivered-To":  rcpt,
+			"X-Original-To": rcpt,
+			"Return-Path":   "<" + sender + ">",
+			"Subject":       "direct",
+		} {
+			if got := header(msg, name); got != want {
+				t.Errorf("%s: %q, want %q", name, got, want)
+			}
+		}
+		if uid, gid := owner(t, path); uid != e.uid || gid != e.gid {
+			t.Errorf("%s owned by %d:%d, want the pipe user %d:%d", path, uid, gid, e.uid, e.gid)
+		}
+		if !strings.Contains(e.pf.Log(), qid+": to=<"+rcpt+">, relay=mapdrop,") {
+			t.Errorf("delivery of %s did not go through the mapdrop transport", qid)
+		}
+	})
+
+	t.Run("virtual/alias to another mailbox", func(t *testing.T) {
+		const rcpt, target = "postmaster@some.domain", "user2@some.domain"
+		qid, body := e.accepted(t, rcpt, "alias")
+		// user2's Maildir did not exist: mapdrop creates it.
+		_, msg := e.delivered(t, qid, target, e.vmailMaildir(target), body)
+		if got := header(msg, "X-Original-To"); got != rcpt {
+			t.Errorf("X-Original-To: %q, want %q", got, rcpt)
+		}
+		if got := header(msg, "Delivered-To"); got != target {
+			t.Errorf("Delivered-To: %q, want %q", got, target)
+		}
+	})
+
+	t.Run("virtual/unknown user refused at RCPT", func(t *testing.T) {
+		r, _ := e.send(t, "nosuchuser@some.domain", "unknown")
+		if r.Stage != "RCPT" || r.Code != 550 {
+			t.Fatalf("got %v, want 550 at RCPT", r)
+		}
+		if !strings.Contains(r.Msg, "User unknown in virtual mailbox table") {
+			t.Errorf("reply %q does not say User unknown in virtual mailbox table", r.Msg)
+		}
+	})
+
+	t.Run("virtual/extension folder from recipient", func(t *testing.T) {
+		const rcpt = "user1+work@some.domain"
+		maildir := e.vmailMaildir("user1@some.domain")
+		qid, body := e.accepted(t, rcpt, "extension")
+		_, msg := e.delivered(t, qid, rcpt, filepath.Join(maildir, ".work"), body)
+		if got := header(msg, "Delivered-To"); got != rcpt {
+			t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+		}
+		if n := len(findBody(t, maildir, body)); n != 0 {
+			t.Errorf("the message is also in INBOX (%d copies)", n)
+		}
+	})
+
+	t.Run("virtual/extension folder from pipe arguments", func(t *testing.T) {
+		// Routed by transport_maps to mapdropx:
+		// -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
+		// into the folder .Work (the extension matches case-insensitively).
+		const rcpt = "user3+work@someother.domain"
+		maildir := e.vmailMaildir("user3@someother.domain")
+		qid, body := e.accepted(t, rcpt, "pipe arguments")
+		e.delivered(t, qid, rcpt, filepath.Join(maildir, ".Work"), body)
+		if !strings.Contains(e.pf.Log(), qid+": to=<"+rcpt+">, relay=mapdropx,") {
+			t.Errorf("delivery of %s did not go through the mapdropx transport", qid)
+		}
+		if n := len(findBody(t, maildir, body)); n != 0 {
+			t.Errorf("the message is also in INBOX (%d copies)", n)
+		}
+	})
+
+	t.Run("virtual/deferred while the server is down", func(t *testing.T) {
+		const rcpt = "user1@some.domain"
+		maildir := e.vmailMaildir(rcpt)
+		if code := e.deliver.Stop(t); code != 0 {
+			t.Errorf("mapdropd exited %d after SIGTERM, want 0", code)
+		}
+		// Postfix's own lookups still work (the maps server is up): the
+		// mail is accepted, and the mapdrop that pipe(8) runs finds no server.
+		qid, body := e.accepted(t, rcpt, "deferred")
+		status, line := e.outcome(t, qid, rcpt)
+		if status != "deferred" {
+			t.Fatalf("with the server down: %s", line)
+		}
+		// pipe(8) words exit status 75 (EX_TEMPFAIL) as "temporary failure".
+		if !strings.Contains(line, "relay=mapdrop,") || !strings.Contains(line, "(temporary failure") {
+			t.Errorf("deferral is not mapdrop's exit 75: %s", line)
+		}
+		waitFor(t, "the message in the deferred queue", func() bool {
+			q := e.pf.Queued(t, qid)
+			return q != nil && q.QueueName == "deferred"
+		})
+		if n := len(findBody(t, maildir, body)); n != 0 {
+			t.Fatalf("delivered %d copies while the server was down", n)
+		}
+
+		e.deliver.Start(t)
+		e.pf.Flush(t)
+		e.pf.WaitLog(t, regexp.MustCompile(regexp.QuoteMeta(qid)+`: to=<`+regexp.QuoteMeta(rcpt)+`>.*status=sent`), waitLonger)
+		e.pf.WaitLog(t, regexp.MustCompile(regexp.QuoteMeta(qid)+`: removed`), waitLonger)
+		if n := len(findBody(t, maildir, body)); n != 1 {
+			t.Errorf("after the server came back: %d copies in %s/new, want exactly 1", n, maildir)
+		}
+		if q := e.pf.Queued(t, qid); q != nil {
+			t.Errorf("still queued after delivery: %+v", q)
+		}
+		if lines := e.pf.LogLines(regexp.MustCompile(regexp.QuoteMeta(qid) + `: .*status=bounced|` + regexp.QuoteMeta(qid) + `: sender non-delivery notification`)); len(lines) != 0 {
+			t.Errorf("bounced: %q", lines)
+		}
+	})
+
+	t.Run("local/mailbox_command with the passwd account", func(t *testing.T) {
+		rcpt := localCmd + "@" + localDom
+		qid, body := e.accepted(t, rcpt, "mailbox_command")
+		path, msg := e.delivered(t, qid, rcpt, filepath.Join(e.homes, localCmd, "Maildir"), body)
+		if got := header(msg, "Delivered-To"); got != rcpt {
+			t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+		}
+		uid, gid := owner(t, path)
+		if wantUID, wantGID := ids(t, localCmd); uid != wantUID || gid != wantGID {
+			t.Errorf("%s owned by %d:%d, want %s's %d:%d", path, uid, gid, localCmd, wantUID, wantGID)
+		}
+	})
+
+	t.Run("local/mailbox_command_maps exported as cdb", func(t *testing.T) {
+		rcpt := localMap + "@" + localDom
+		maildir := filepath.Join(e.homes, localMap, "Maildir")
+		qid, body := e.accepted(t, rcpt, "mailbox_command_maps")
+		e.delivered(t, qid, rcpt, maildir, body)
+
+		// Change the command by rename-over: the same command with the
+		// extension argument "somefolder". mapdropd re-exports the cdb;
+		// Postfix notices the changed table without a reload.
+		before, err := os.ReadFile(e.cdbPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(e.deliver.Addr(), "somefolder"))
+		waitFor(t, "a new mailbox_command.cdb", func() bool {
+			after, err := os.ReadFile(e.cdbPath())
+			return err == nil && string(after) != string(before) && strings.Contains(string(after), "somefolder")
+		})
+		qid, body = e.accepted(t, rcpt, "mailbox_command_maps changed")
+		e.delivered(t, qid, rcpt, filepath.Join(maildir, ".somefolder"), body)
+		if n := len(findBody(t, maildir, body)); n != 0 {
+			t.Errorf("the message is also in INBOX: the old command ran")
+		}
+	})
+
+	t.Run("local/forward file", func(t *testing.T) {
+		rcpt := localFwd + "@" + localDom
+		qid, body := e.accepted(t, rcpt, "forward")
+		_, line := e.outcome(t, qid, rcpt)
+		e.delivered(t, qid, rcpt, filepath.Join(e.homes, localFwd, "Maildir", ".fwd"), body)
+		if !strings.Contains(line, "delivered to command: "+e.mapdrop) {
+			t.Errorf("not delivered by the .forward command: %s", line)
+		}
+	})
+
+	t.Run("local/socketmap refused for mailbox_command_maps", func(t *testing.T) {
+		// Documents Postfix's behaviour for the README: local(8) will not
+		// take a command from a socketmap; the mail stays queued.
+		rcpt := localSock + "@" + localDom
+		qid, _ := e.accepted(t, rcpt, "socketmap mailbox_command_maps")
+		e.pf.WaitLog(t, regexp.MustCompile(`socketmap:unix:\S+:mailbox_command map is not allowed for security-sensitive data`), waitLonger)
+		if status, line := e.outcome(t, qid, rcpt); status != "deferred" {
+			t.Errorf("want deferred: %s", line)
+		}
+	})
+
+	// No mail to a real recipient may have bounced in any case above.
+	if lines := e.pf.LogLines(regexp.MustCompile(`status=bounced`)); len(lines) != 0 {
+		t.Errorf("bounces: %q", lines)
+	}
+}
+
+// ids returns the uid and gid of a system user (creating it if needed).
+func ids(t *testing.T, name string) (uint32, uint32) {
+	t.Helper()
+	return postfixtest.EnsureUser(t, name)
+}
