@@ -228,7 +228,7 @@ func TestLoadAll(t *testing.T) {
 	if got := f.st.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
-	f.expect(t, "virtual_alias", "Postmaster+x@Some.Domain", "postmaster") // an Address map
+	f.expect(t, "virtual_alias", "Postmaster+x@Some.Domain", "postmaster+x") // an Address map, extension propagated
 	f.expect(t, "virtual_alias", "anyone@catch.domain", "all@some.domain")
 	f.expect(t, "virtual_mailbox_domains", "SOME.DOMAIN", "OK")
 	f.expect(t, "linked", "linked", "value")
@@ -290,7 +290,7 @@ func TestExtraMapsAndKinds(t *testing.T) {
 	if err := f.r.LoadAll(); err != nil {
 		t.Fatal(err)
 	}
-	f.expect(t, "virtual_alias", "user+ext@x", "from-extra")
+	f.expect(t, "virtual_alias", "user+ext@x", "from-extra+ext")
 	f.expect(t, "virtual_mailbox", "user@x", "box")
 	if got := f.lookup("virtual_mailbox", "user+ext@x"); !strings.Contains(got, "not found") {
 		t.Errorf("Exact override: got %q", got)
@@ -474,7 +474,7 @@ func TestRunConcurrentReaders(t *testing.T) {
 				if err == nil {
 					_, err = fmt.Sscanf(v, "v%d", &g)
 				}
-				if err == nil && (g < last || g > gens || v != fmt.Sprintf("v%d", g)) {
+				if err == nil && (g < last || g > gens || v != fmt.Sprintf("v%d+ext", g)) {
 					err = fmt.Errorf("value %q after generation %d", v, last)
 				}
 				if err != nil {

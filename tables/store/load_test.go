@@ -73,7 +73,7 @@ func measureLoad(tb testing.TB, n int) (time.Duration, float64) {
 	}
 	took := time.Since(start)
 	after := heapInuse()
-	if v, err := s.Lookup("virtual_alias", fmt.Sprintf("user%d+x@domain%d.example", n-1, (n-1)%1000)); err != nil || v != fmt.Sprintf("target%d@else.example", n-1) {
+	if v, err := s.Lookup("virtual_alias", fmt.Sprintf("user%d+x@domain%d.example", n-1, (n-1)%1000)); err != nil || v != fmt.Sprintf("target%d+x@else.example", n-1) {
 		tb.Fatalf("lookup after load: %q, %v", v, err)
 	}
 	runtime.KeepAlive(s)

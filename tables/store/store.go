@@ -17,6 +17,14 @@
 //     recipient delimiter character (e.g. "user@domain");
 //  3. @DOMAIN, the catch-all.
 //
+// In maps whose name contains "alias" or "canonical" (PropagatesExtension),
+// a match at step 2 copies the extension into each address of the result,
+// as Postfix's propagate_unmatched_extensions does by default: with
+// "joe@example.com  joe.user@example.net", "joe+foo@example.com" answers
+// "joe.user+foo@example.net". Postfix cannot do this itself, because it
+// never learns that the server cut the extension off. A catch-all match
+// (step 3) is returned as it is.
+//
 // A key without "@" is looked up as given, then as BASE (step 2 without the
 // domain), as Postfix does for local-part-only lookups. Step 2 follows
 // Postfix's split_addr(): the local part is not cut when the delimiter is its
@@ -108,8 +116,17 @@ func KindForName(name string) Kind {
 
 // table is one map's immutable contents.
 type table struct {
-	kind Kind
-	m    map[string]string
+	kind      Kind
+	propagate bool // copy an unmatched extension into the result (alias maps)
+	m         map[string]string
+}
+
+// PropagatesExtension reports whether an Address map of this name copies
+// an address extension that its matching entry did not have into the
+// result, as Postfix's propagate_unmatched_extensions does by default
+// (canonical, virtual): names containing "alias" or "canonical".
+func PropagatesExtension(name string) bool {
+	return strings.Contains(name, "alias") || strings.Contains(name, "canonical")
 }
 
 // row is a memdb row of table "maps".
@@ -171,7 +188,7 @@ func (s *Store) Replace(name string, kind Kind, entries []mapfile.Entry) error {
 	if kind != Exact && kind != Address {
 		return failure.Perm("store: map %s: invalid kind %d", name, int(kind))
 	}
-	t := &table{kind: kind, m: make(map[string]string, len(entries))}
+	t := &table{kind: kind, propagate: kind == Address && PropagatesExtension(name), m: make(map[string]string, len(entries))}
 	// Backwards, so that the first of equal keys is stored last and wins.
 	for i := len(entries) - 1; i >= 0; i-- {
 		t.m[mapfile.FoldKey(entries[i].Key)] = entries[i].Value
@@ -236,7 +253,10 @@ func (s *Store) Lookup(name, key string) (string, error) {
 		return v, nil
 	}
 	if t.kind == Address {
-		if v, ok := t.lookupAddress(key, s.delims); ok {
+		if v, ext, ok := t.lookupAddress(key, s.delims); ok {
+			if ext != "" && t.propagate {
+				v = addExtension(v, ext)
+			}
 			return v, nil
 		}
 	}
@@ -244,8 +264,9 @@ func (s *Store) Lookup(name, key string) (string, error) {
 }
 
 // lookupAddress tries the shorter forms of key (steps 2 and 3), the full
-// key having been tried already.
-func (t *table) lookupAddress(key, delims string) (string, bool) {
+// key having been tried already. ext is the extension (with its delimiter)
+// that step 2 cut off, when step 2 matched.
+func (t *table) lookupAddress(key, delims string) (v, ext string, ok bool) {
 	local, domain := key, ""
 	if at := strings.LastIndexByte(key, '@'); at >= 0 {
 		local, domain = key[:at], key[at:]
@@ -255,15 +276,36 @@ func (t *table) lookupAddress(key, delims string) (string, bool) {
 		b := append(buf[:0], local[:n]...)
 		b = append(b, domain...)
 		if v, ok := t.m[string(b)]; ok { // no allocation: the compiler reads b in place
-			return v, true
+			return v, local[n:], true
 		}
 	}
 	if local != "" && len(domain) > 1 {
 		if v, ok := t.m[domain]; ok {
-			return v, true
+			return v, "", true
 		}
 	}
-	return "", false
+	return "", "", false
+}
+
+// addExtension inserts ext before the "@" of every address in the
+// comma- or space-separated list v (at the end of one without "@"), unless
+// that address has an extension already; the list comes back joined by
+// ", ". This is what Postfix does to a result found without the extension:
+// "joe@example.com  joe.user@example.net" answers "joe+foo@example.com"
+// with "joe.user+foo@example.net".
+func addExtension(v, ext string) string {
+	addrs := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	for i, a := range addrs {
+		local, domain := a, ""
+		if at := strings.LastIndexByte(a, '@'); at >= 0 {
+			local, domain = a[:at], a[at:]
+		}
+		if strings.ContainsRune(local, rune(ext[0])) {
+			continue
+		}
+		addrs[i] = local + ext + domain
+	}
+	return strings.Join(addrs, ", ")
 }
 
 // baseLen is the length of local without its extension, or 0 when it is not

@@ -80,7 +80,7 @@ func TestKindForName(t *testing.T) {
 
 func TestAddressLookup(t *testing.T) {
 	s := newStore(t, "+-")
-	mustReplace(t, s, "virtual_alias", Address, entries(
+	mustReplace(t, s, "virtual_mailbox", Address, entries(
 		"user1@some.domain", "u1",
 		"User2+Special@Some.Domain", "u2special",
 		"user2@some.domain", "u2",
@@ -123,7 +123,35 @@ func TestAddressLookup(t *testing.T) {
 		"user1@":                    "",
 		"nobody@nowhere":            "",
 	} {
+		check(t, s, "virtual_mailbox", key, want)
+	}
+}
+
+// Alias maps copy the extension their entry did not match into the result,
+// as Postfix's propagate_unmatched_extensions; mailbox maps do not.
+func TestAliasPropagatesExtension(t *testing.T) {
+	s := newStore(t, "+")
+	es := entries(
+		"joe@example.com", "joe.user@example.net",
+		"list@example.com", "a@x.example, b@y.example,c",
+		"tagged@example.com", "t+keep@x.example",
+		"@catchall.example", "catch@x.example",
+	)
+	mustReplace(t, s, "virtual_alias", Address, es)
+	mustReplace(t, s, "virtual_mailbox", Address, es)
+	for key, want := range map[string]string{
+		"joe@example.com":            "joe.user@example.net",
+		"joe+foo@example.com":        "joe.user+foo@example.net",
+		"JOE+Foo@Example.com":        "joe.user+foo@example.net",
+		"list+x@example.com":         "a+x@x.example, b+x@y.example, c+x",
+		"tagged+new@example.com":     "t+keep@x.example",
+		"any+thing@catchall.example": "catch@x.example",
+	} {
 		check(t, s, "virtual_alias", key, want)
+	}
+	check(t, s, "virtual_mailbox", "joe+foo@example.com", "joe.user@example.net")
+	if !PropagatesExtension("sender_canonical") || PropagatesExtension("virtual_mailbox") {
+		t.Error("PropagatesExtension by name is wrong")
 	}
 }
 
@@ -190,15 +218,17 @@ func TestNewRejectsBadDelimiters(t *testing.T) {
 	}
 }
 
+// A lookup allocates nothing (but an answer with a copied extension, which
+// is a new string; see TestAliasPropagatesExtension).
 func TestLookupDoesNotAllocate(t *testing.T) {
 	s := newStore(t, "+")
-	mustReplace(t, s, "virtual_alias", Address, entries("user@x.example", "u", "@y.example", "c"))
+	mustReplace(t, s, "virtual_mailbox", Address, entries("user@x.example", "u", "@y.example", "c"))
 	mustReplace(t, s, "userdb", Exact, entries("user@x.example", "u"))
 	for _, q := range []struct{ name, key string }{
-		{"virtual_alias", "user@x.example"},
-		{"virtual_alias", "user+ext@x.example"},
-		{"virtual_alias", "other+ext@y.example"},
-		{"virtual_alias", "nobody+ext@z.example"},
+		{"virtual_mailbox", "user@x.example"},
+		{"virtual_mailbox", "user+ext@x.example"},
+		{"virtual_mailbox", "other+ext@y.example"},
+		{"virtual_mailbox", "nobody+ext@z.example"},
 		{"userdb", "user@x.example"},
 		{"userdb", "nobody@x.example"},
 	} {
