@@ -111,7 +111,9 @@ user3@someother.domain   someother.domain/user3/Maildir/
 `)
 	// An alias target without @ would get @$myorigin and leave the virtual
 	// domains: alias to a virtual mailbox.
-	writeFile(t, filepath.Join(e.tables, "virtual_alias"), "postmaster@some.domain  user2@some.domain\n")
+	// work@some.domain shows the extension carried over to the target.
+	writeFile(t, filepath.Join(e.tables, "virtual_alias"), "postmaster@some.domain  user2@some.domain\n"+
+		"work@some.domain        user1@some.domain\n")
 	writeFile(t, filepath.Join(e.tables, "userdb"), fmt.Sprintf(`# userdb: homes under %[2]s
 user1@some.domain       %[1]s|home=%[2]s/some.domain/user1
 user2@some.domain       %[1]s|home=%[2]s/some.domain/user2

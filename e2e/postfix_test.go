@@ -73,6 +73,19 @@ func TestPostfix(t *testing.T) {
 		}
 	})
 
+	t.Run("virtual/alias keeps the extension", func(t *testing.T) {
+		// work@some.domain -> user1@some.domain; Postfix asks the server
+		// for work+work@some.domain only, and mapdropd answers
+		// user1+work@some.domain, as propagate_unmatched_extensions would.
+		const rcpt, target = "work+work@some.domain", "user1+work@some.domain"
+		maildir := e.vmailMaildir("user1@some.domain")
+		qid, body := e.accepted(t, rcpt, "alias extension")
+		_, msg := e.delivered(t, qid, target, filepath.Join(maildir, ".work"), body)
+		if got := header(msg, "X-Original-To"); got != rcpt {
+			t.Errorf("X-Original-To: %q, want %q", got, rcpt)
+		}
+	})
+
 	t.Run("virtual/extension folder from pipe arguments", func(t *testing.T) {
 		// Routed by transport_maps to mapdropx:
 		// -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
