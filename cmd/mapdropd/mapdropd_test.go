@@ -108,7 +108,8 @@ func freePort(t *testing.T) string {
 func startDaemon(t *testing.T, tablesDir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{
-		sock:   "unix:" + filepath.Join(t.TempDir(), "mapdropd.sock"),
+		// run/mapdrop does not exist: serve creates the socket's directory.
+		sock:   "unix:" + filepath.Join(t.TempDir(), "run", "mapdrop", "mapdropd.sock"),
 		inet:   "inet:" + freePort(t),
 		tcp:    freePort(t),
 		stderr: &syncBuffer{},

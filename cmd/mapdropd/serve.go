@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,6 +159,9 @@ func serve(args []string) int {
 		if err != nil {
 			return fail(log, failure.Wrap(failure.Usage, err, "-socketmap"))
 		}
+		if err := socketDir(a); err != nil {
+			return fail(log, err)
+		}
 		if err := srv.ListenSocketmap(a, unixOpts); err != nil {
 			return fail(log, failure.Wrap(failure.Permanent, err, "listen socketmap %s", a))
 		}
@@ -170,6 +174,9 @@ func serve(args []string) int {
 		a, err := addr.Parse(hp)
 		if err != nil {
 			return fail(log, failure.Wrap(failure.Usage, err, "-tcp"))
+		}
+		if err := socketDir(a); err != nil {
+			return fail(log, err)
 		}
 		if err := srv.ListenTCPTable(a, name, unixOpts); err != nil {
 			return fail(log, failure.Wrap(failure.Permanent, err, "listen tcp_table %s", a))
@@ -210,6 +217,20 @@ func serve(args []string) int {
 			return 0
 		}
 	}
+}
+
+// socketDir creates the directory of a unix socket when it is missing
+// (such as /run/mapdrop after a reboot), mode 0755 so that Postfix's
+// processes and the delivery agent can reach the socket inside.
+func socketDir(a addr.Addr) error {
+	if a.Network != "unix" {
+		return nil
+	}
+	dir := filepath.Dir(a.Address)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return failure.Wrap(failure.Permanent, err, "socket directory %s", dir)
+	}
+	return nil
 }
 
 // newLogger returns a text slog logger on stderr at the named level.
