@@ -17,6 +17,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/client"
 	"github.com/mapdrop/mapdrop/lookup/server"
@@ -74,7 +75,7 @@ type world struct {
 // values, "UID", "GID" and "BASE" are replaced.
 func newWorld(t *testing.T, entries map[string]string) *world {
 	t.Helper()
-	w := &world{t: t, base: traversableTempDir(t)}
+	w := &world{t: t, base: roottest.TempDir(t)}
 	w.sock = "unix:" + filepath.Join(w.base, "mapdropd.sock")
 	w.logFile = filepath.Join(w.base, "maillog")
 	w.uid, w.gid = uint32(os.Getuid()), uint32(os.Getgid())
@@ -310,30 +311,4 @@ func only(t *testing.T, dir string) []byte {
 func (w *world) log() string {
 	b, _ := os.ReadFile(w.logFile)
 	return string(b)
-}
-
-// requireRoot stops a test that needs root: it fails when env CI=true or
-// MAPDROP_REQUIRE_ROOT=1 (scripts/test sets it), and skips otherwise.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_ROOT") == "1" {
-		t.Fatal("this test needs root (CI=true or MAPDROP_REQUIRE_ROOT=1 is set)")
-	}
-	t.Skip("this test needs root")
-}
-
-// traversableTempDir returns a new t.TempDir() that other users can
-// traverse: it and its parent (0700 from the testing package) become 0755.
-func traversableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }

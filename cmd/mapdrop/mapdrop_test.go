@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mapdrop/mapdrop/internal/roottest"
 )
 
 var userdb = map[string]string{
@@ -84,7 +86,7 @@ func TestDeliverCreatesMaildir(t *testing.T) {
 }
 
 func TestRootSwitchesToOwner(t *testing.T) {
-	requireRoot(t)
+	roottest.Require(t)
 	w := newWorld(t, userdb)
 	home := w.home("u1")
 	// home is owned by nobody and 0700: only a process that really became
@@ -164,7 +166,7 @@ func TestSystemAccount(t *testing.T) {
 }
 
 func TestIdentityMismatch(t *testing.T) {
-	requireRoot(t)
+	roottest.Require(t)
 	w := newWorld(t, userdb)
 	w.home("u1")
 	w.home("other")
@@ -325,7 +327,7 @@ func TestKilledMidWrite(t *testing.T) {
 }
 
 func TestFullFilesystem(t *testing.T) {
-	requireRoot(t)
+	roottest.Require(t)
 	w := newWorld(t, userdb)
 	mnt := filepath.Join(w.base, "full")
 	os.Mkdir(mnt, 0o755)

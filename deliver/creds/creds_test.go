@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/mapdrop/mapdrop/deliver/internal/roottest"
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/roottest"
 )
 
 // The helper process: CREDS_HELPER="UID GID SECRET" calls Become in a fresh
