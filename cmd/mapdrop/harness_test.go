@@ -47,7 +47,9 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	binDir = dir
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "mapdrop"), ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "mapdrop"), ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building mapdrop: %v\n%s", err, out)
 		return 1
 	}

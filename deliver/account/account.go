@@ -62,7 +62,7 @@ type LookupFunc func(ctx context.Context, key string) (string, error)
 type Resolver struct {
 	Lookup     LookupFunc
 	Delimiters string // recipient delimiter characters; "" means "+"
-	// System looks up a passwd account; nil means os/user.Lookup.
+	// System looks up a passwd account; nil means SystemLookup.
 	System func(name string) (*user.User, error)
 }
 
@@ -163,7 +163,7 @@ func (r *Resolver) fromUserdb(ctx context.Context, key, ext string) (Account, bo
 func (r *Resolver) fromPasswd(name, ext string) (Account, bool, error) {
 	lookup := r.System
 	if lookup == nil {
-		lookup = user.Lookup
+		lookup = SystemLookup
 	}
 	u, err := lookup(name)
 	if err != nil {

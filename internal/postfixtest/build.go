@@ -63,6 +63,8 @@ func Build(pkgs ...string) (Binaries, error) {
 	// One go build writes every main package into dir (-o ending in "/").
 	cmd := exec.Command(goTool(), append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = root
+	// As the README builds them: static, no C library (see deliver/account).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var output []byte
 	done := make(chan error, 1)
 	go func() {

@@ -1,0 +1,60 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"os/user"
+	"strings"
+	"time"
+)
+
+// getent is the program that asks the C library's name service switch.
+var getent = "/usr/bin/getent"
+
+// SystemLookup finds a passwd account by name. It asks os/user first, which
+// in mapdrop's static (CGO_ENABLED=0) build reads /etc/passwd only; an
+// account that is not there is then asked of `getent passwd NAME`, so that
+// accounts from NSS sources (LDAP, sssd, systemd-homed) are found too, as
+// the C library would find them. getent's exit status 2 means "no such
+// account" (user.UnknownUserError); a missing getent leaves os/user's answer.
+func SystemLookup(name string) (*user.User, error) {
+	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if err == nil || !errors.As(err, &unknown) {
+		return u, err
+	}
+	if _, statErr := exec.LookPath(getent); statErr != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, getent, "passwd", "--", name)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	runErr := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(runErr, &ee) && ee.ExitCode() == 2 {
+		return nil, unknown
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("getent passwd %s: %v %s", name, runErr, strings.TrimSpace(errOut.String()))
+	}
+	return parsePasswd(name, strings.TrimSpace(out.String()))
+}
+
+// parsePasswd reads one passwd(5) line, name:password:uid:gid:gecos:home:shell,
+// which must be the account asked for.
+func parsePasswd(name, line string) (*user.User, error) {
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	f := strings.Split(line, ":")
+	if len(f) != 7 || f[0] != name {
+		return nil, fmt.Errorf("getent passwd %s: unexpected answer %q", name, line)
+	}
+	gecos, _, _ := strings.Cut(f[4], ",")
+	return &user.User{Username: f[0], Uid: f[2], Gid: f[3], Name: gecos, HomeDir: f[5]}, nil
+}
