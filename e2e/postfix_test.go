@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
 )
@@ -139,6 +140,31 @@ func TestPostfix(t *testing.T) {
 		}
 		if lines := e.pf.LogLines(regexp.MustCompile(regexp.QuoteMeta(qid) + `: .*status=bounced|` + regexp.QuoteMeta(qid) + `: sender non-delivery notification`)); len(lines) != 0 {
 			t.Errorf("bounced: %q", lines)
+		}
+	})
+
+	t.Run("virtual/tables server down: 451 at RCPT, then accepted again", func(t *testing.T) {
+		// With the server behind Postfix's own maps stopped, smtpd cannot
+		// tell whether the recipient exists: a temporary 451, never 550.
+		if code := e.maps.Stop(t); code != 0 {
+			t.Errorf("mapdropd exited %d after SIGTERM, want 0", code)
+		}
+		r, _ := e.send(t, "user1@some.domain", "maps down")
+		if r.Stage != "RCPT" || r.Code != 451 {
+			t.Errorf("with the maps server down: %v, want 451 at RCPT", r)
+		}
+		e.maps.Start(t)
+		// smtpd keeps a failed lookup's connection state briefly; a bounded
+		// retry shows it accepts again once the server is back.
+		var got postfixtest.Reply
+		for i := 0; i < 20; i++ {
+			if got, _ = e.send(t, "user1@some.domain", "maps back"); got.Code == 250 {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if got.Code != 250 {
+			t.Errorf("after the maps server came back: %v, want 250", got)
 		}
 	})
 

@@ -37,25 +37,32 @@
 //   - a continuation line with no entry before it (postmap warns and skips);
 //   - a NUL byte, or bytes that are not valid UTF-8 (keys are folded as
 //     Unicode text, which invalid bytes are not);
-//   - a logical line longer than MaxLineBytes (memory stays bounded whatever
-//     the input).
+//   - a logical line longer than MaxLineBytes.
 //
 // A duplicate key (after folding) is a warning and the first entry wins, as
 // with postmap.
+//
+// # Memory
+//
+// The parser reads the whole input into one string and hands out keys and
+// values as substrings of it, so that a million-line file costs one
+// allocation rather than a million. The parsed entries therefore keep the
+// file's text alive: at most the file's size, and less than what one string
+// per entry would cost for a typical file. When more than half of the text
+// is not part of any entry (comments, duplicates), ParseTable copies the
+// entries out instead, so that a table never pins much more than it holds.
 package mapfile
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"unicode/utf8"
 )
 
 // MaxLineBytes bounds the length of one logical line (a line and its
-// continuation lines). Longer lines are errors; the parser never holds more
-// than this much of a line in memory.
+// continuation lines). Longer lines are errors.
 const MaxLineBytes = 1 << 20
 
 // maxReported bounds the number of errors (and, separately, warnings) that
@@ -117,10 +124,20 @@ func (l ErrorList) Unwrap() []error {
 // map files must be valid UTF-8). A key that is already folded is returned
 // without allocating.
 func FoldKey(key string) string {
-	if utf8.ValidString(key) {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return foldSlow(key, i)
+		}
+	}
+	return key
+}
+
+// foldSlow is FoldKey for a key whose byte i is the first one that is not
+// ASCII or is an upper-case ASCII letter.
+func foldSlow(key string, i int) string {
+	if utf8.ValidString(key[i:]) {
 		return strings.ToLower(key)
 	}
-	i := 0
 	for i < len(key) && !('A' <= key[i] && key[i] <= 'Z') {
 		i++
 	}
@@ -136,23 +153,61 @@ func FoldKey(key string) string {
 	return string(b)
 }
 
+// foldValid is FoldKey for a key known to be valid UTF-8. changed reports
+// whether the result is a new string rather than key itself (it may be a new
+// string with the same text).
+func foldValid(key string) (folded string, changed bool) {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(key), true
+		}
+	}
+	return key, false
+}
+
+// Table is a parsed map source file, ready to serve.
+type Table struct {
+	// Map holds every entry: key folded with FoldKey → value. Of equal keys
+	// the first in the file wins.
+	Map map[string]string
+	// Entries are the same entries in file order, with their line numbers,
+	// when ParseTable was asked for them; nil otherwise.
+	Entries []Entry
+}
+
 // Parse reads a map source file from r; file names it in errors and
 // warnings. It returns the entries in file order without duplicates (the
 // first of equal keys wins), the warnings, and nil; or no entries, the
 // warnings, and an ErrorList with every error of the file.
 func Parse(r io.Reader, file string) (entries []Entry, warnings []*Error, err error) {
-	p := parser{
-		br:   bufio.NewReaderSize(r, 64<<10),
-		file: file,
-		seen: make(map[string]int),
+	t, warnings, err := ParseTable(r, file, true)
+	if err != nil {
+		return nil, warnings, err
 	}
-	if rerr := p.run(); rerr != nil {
+	return t.Entries, warnings, nil
+}
+
+// ParseTable is Parse returning the entries as a lookup table, which is
+// what a server needs: building it is part of finding duplicates, so it
+// costs nothing extra. withEntries asks for Table.Entries as well. On error
+// the Table is nil.
+func ParseTable(r io.Reader, file string, withEntries bool) (*Table, []*Error, error) {
+	text, rerr := readAll(r)
+	p := parser{
+		text:       text,
+		file:       file,
+		checkBytes: strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text),
+	}
+	hint := entryHint(text)
+	p.m = make(map[string]string, hint)
+	if withEntries {
+		p.entries = make([]Entry, 0, hint)
+	}
+	p.run()
+	if rerr != nil {
 		p.errorf(0, "read: %v", rerr)
 	}
-	warnings = p.warnings
-	if p.moreWarnings > 0 {
-		warnings = append(warnings, &Error{File: file, Line: p.lastWarning, Reason: fmt.Sprintf("%d more warnings not shown", p.moreWarnings)})
-	}
+	warnings := p.duplicateWarnings()
 	if len(p.errs) > 0 {
 		errs := p.errs
 		if p.moreErrors > 0 {
@@ -160,26 +215,97 @@ func Parse(r io.Reader, file string) (entries []Entry, warnings []*Error, err er
 		}
 		return nil, warnings, ErrorList(errs)
 	}
-	return p.entries, warnings, nil
+	t := &Table{Map: p.m, Entries: p.entries}
+	if withEntries && len(t.Entries) == 0 {
+		t.Entries = nil
+	}
+	if p.pinned < len(text)/2 {
+		t.compact()
+	}
+	return t, warnings, nil
+}
+
+// readAll reads r to its end into one string, sized up front when r can
+// tell its size (an *os.File).
+func readAll(r io.Reader) (string, error) {
+	var b strings.Builder
+	if st, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && fi.Size() < 1<<40 {
+			b.Grow(int(fi.Size()))
+		}
+	}
+	_, err := io.Copy(&b, r)
+	return b.String(), err
+}
+
+// entryHint counts the lines of text that can start an entry (those that
+// start with neither whitespace nor "#"): at least the number of entries,
+// and equal to it in a file without errors or duplicates.
+func entryHint(text string) int {
+	n := 0
+	for len(text) > 0 {
+		if c := text[0]; !isSpace(c) && c != '#' {
+			n++
+		}
+		i := strings.IndexByte(text, '\n')
+		if i < 0 {
+			break
+		}
+		text = text[i+1:]
+	}
+	return n
+}
+
+// compact replaces the table's strings by copies, so that it no longer pins
+// the file's text. Entries, when there are any, hold the same pairs as Map,
+// and share the copies with it.
+func (t *Table) compact() {
+	m := make(map[string]string, len(t.Map))
+	if t.Entries == nil {
+		for k, v := range t.Map {
+			m[strings.Clone(k)] = strings.Clone(v)
+		}
+	}
+	for i := range t.Entries {
+		e := &t.Entries[i]
+		e.Key, e.Value = strings.Clone(e.Key), strings.Clone(e.Value)
+		m[e.Key] = e.Value
+	}
+	t.Map = m
+}
+
+// duplicate is a duplicate key found at line.
+type duplicate struct {
+	key  string
+	line int
 }
 
 type parser struct {
-	br   *bufio.Reader
-	file string
-	line int // current physical line number
+	text       string
+	file       string
+	checkBytes bool // text has NUL bytes or invalid UTF-8: check each line
+	line       int  // current physical line number
 
-	long []byte // holds a physical line longer than the bufio buffer
+	// The current logical line: cur, a substring of text, until a
+	// continuation line is appended; then joined is set and buf holds it.
+	cur         string
+	buf         []byte
+	joined      bool
+	pendingLine int  // its first line, 0 when there is none
+	broken      bool // the current logical line already had an error
 
-	pending     []byte // current logical line
-	pendingLine int    // its first line, 0 when there is none
-	broken      bool   // the current logical line already had an error
+	m       map[string]string
+	entries []Entry // nil unless asked for
+	pinned  int     // bytes of text that entries keep alive
 
-	entries []Entry
-	seen    map[string]int // folded key → line of first entry
+	// firstLine, set on the second pass that finds where duplicated keys
+	// first appeared, maps each such key to that line (0 until found).
+	firstLine map[string]int
 
-	errs, warnings            []*Error
-	moreErrors, lastError     int
-	moreWarnings, lastWarning int
+	errs                  []*Error
+	moreErrors, lastError int
+	dups                  []duplicate // the first maxReported duplicates
+	moreDups, lastDup     int
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -191,70 +317,38 @@ func (p *parser) errorf(line int, format string, args ...any) {
 	p.errs = append(p.errs, &Error{File: p.file, Line: line, Reason: fmt.Sprintf(format, args...)})
 }
 
-func (p *parser) warnf(line int, format string, args ...any) {
-	if len(p.warnings) >= maxReported {
-		p.moreWarnings++
-		p.lastWarning = line
-		return
-	}
-	p.warnings = append(p.warnings, &Error{File: p.file, Line: line, Reason: fmt.Sprintf(format, args...)})
-}
-
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
 }
 
-// readLine returns the next physical line without its newline. A line longer
-// than MaxLineBytes is returned cut short with tooLong set; the rest of it is
-// read and dropped. The returned slice is valid until the next call.
-func (p *parser) readLine() (line []byte, tooLong bool, err error) {
-	line, err = p.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		p.long = append(p.long[:0], line...)
-		for err == bufio.ErrBufferFull {
-			line, err = p.br.ReadSlice('\n')
-			if !tooLong && len(p.long)+len(line) <= MaxLineBytes+1 {
-				p.long = append(p.long, line...)
-			} else {
-				tooLong = true
-			}
-		}
-		line = p.long
+func trimRightSpace(s string) string {
+	n := len(s)
+	for n > 0 && isSpace(s[n-1]) {
+		n--
 	}
-	if err == io.EOF {
-		if len(line) == 0 {
-			return nil, false, io.EOF
-		}
-		err = nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	if len(line) > MaxLineBytes {
-		tooLong = true
-	}
-	return line, tooLong, nil
+	return s[:n]
 }
 
-func (p *parser) run() error {
-	for {
-		raw, tooLong, err := p.readLine()
-		if err == io.EOF {
-			p.flush()
-			return nil
-		}
-		if err != nil {
-			return err
+// run parses the text line by line.
+func (p *parser) run() {
+	rest := p.text
+	for len(rest) > 0 {
+		raw := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			raw, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
 		}
 		p.line++
-		p.physical(raw, tooLong)
+		p.physical(raw)
 	}
+	p.flush()
 }
 
-// physical handles one physical line.
-func (p *parser) physical(raw []byte, tooLong bool) {
-	line := bytes.TrimRight(raw, " \t\r\n\v\f")
+// physical handles one physical line, without its newline.
+func (p *parser) physical(raw string) {
+	tooLong := len(raw) > MaxLineBytes
+	line := trimRightSpace(raw)
 	if len(line) == 0 {
 		return
 	}
@@ -275,9 +369,9 @@ func (p *parser) physical(raw []byte, tooLong bool) {
 	switch {
 	case tooLong:
 		bad = fmt.Sprintf("line longer than %d bytes", MaxLineBytes)
-	case bytes.IndexByte(line, 0) >= 0:
+	case p.checkBytes && strings.IndexByte(line, 0) >= 0:
 		bad = "NUL byte in line"
-	case !utf8.Valid(line):
+	case p.checkBytes && !utf8.ValidString(line):
 		bad = "invalid UTF-8 in line"
 	}
 
@@ -294,12 +388,16 @@ func (p *parser) physical(raw []byte, tooLong bool) {
 			p.broken = true
 			return
 		}
-		if len(p.pending)+len(line) > MaxLineBytes {
+		if !p.joined {
+			p.buf = append(p.buf[:0], p.cur...)
+			p.joined = true
+		}
+		if len(p.buf)+len(line) > MaxLineBytes {
 			p.errorf(p.pendingLine, "logical line (with continuation lines) longer than %d bytes", MaxLineBytes)
 			p.broken = true
 			return
 		}
-		p.pending = append(p.pending, line...)
+		p.buf = append(p.buf, line...)
 		return
 	}
 
@@ -310,13 +408,13 @@ func (p *parser) physical(raw []byte, tooLong bool) {
 		p.broken = true
 		return
 	}
-	p.pending = append(p.pending, line...)
+	p.cur = line
 }
 
 // splitKey returns the length of the key at the start of line: up to the
 // first whitespace outside double quotes and not escaped by a backslash.
 // ok is false when a double quote in the key is not closed.
-func splitKey(line []byte) (n int, ok bool) {
+func splitKey(line string) (n int, ok bool) {
 	quoted := false
 	for i := 0; i < len(line); i++ {
 		switch c := line[i]; {
@@ -333,44 +431,89 @@ func splitKey(line []byte) (n int, ok bool) {
 
 // flush turns the pending logical line into an entry.
 func (p *parser) flush() {
-	defer func() {
-		p.pending = p.pending[:0]
-		p.pendingLine = 0
-		p.broken = false
-	}()
-	if p.pendingLine == 0 || p.broken {
+	if p.pendingLine == 0 {
 		return
 	}
-	n, ok := splitKey(p.pending)
+	line, s, joined, broken := p.pendingLine, p.cur, p.joined, p.broken
+	if joined {
+		s = string(p.buf)
+	}
+	p.cur, p.joined, p.pendingLine, p.broken = "", false, 0, false
+	if broken {
+		return
+	}
+	n, ok := splitKey(s)
 	if !ok {
-		p.errorf(p.pendingLine, "unbalanced '\"' in key")
+		p.errorf(line, "unbalanced '\"' in key")
 		return
 	}
-	if n == len(p.pending) {
-		p.errorf(p.pendingLine, "expected format: key whitespace value (key %q has no value)", truncate(p.pending, 64))
+	if n == len(s) {
+		p.errorf(line, "expected format: key whitespace value (key %q has no value)", truncate(s, 64))
 		return
 	}
 	v := n
-	for isSpace(p.pending[v]) {
+	for isSpace(s[v]) {
 		v++
 	}
-	// One allocation holds both key and value.
-	s := string(p.pending)
-	key := FoldKey(s[:n])
-	if first, dup := p.seen[key]; dup {
-		p.warnf(p.pendingLine, "duplicate entry %q (first at line %d, which wins)", truncate([]byte(key), 64), first)
+	// The line is valid UTF-8: bad lines never get here.
+	key, folded := foldValid(s[:n])
+	if p.firstLine != nil {
+		if first, ok := p.firstLine[key]; ok && first == 0 {
+			p.firstLine[key] = line
+		}
 		return
 	}
-	p.seen[key] = p.pendingLine
-	p.entries = append(p.entries, Entry{Key: key, Value: s[v:], Line: p.pendingLine})
+	if _, dup := p.m[key]; dup {
+		if len(p.dups) >= maxReported {
+			p.moreDups++
+			p.lastDup = line
+			return
+		}
+		p.dups = append(p.dups, duplicate{key, line})
+		return
+	}
+	p.m[key] = s[v:]
+	if p.entries != nil {
+		p.entries = append(p.entries, Entry{Key: key, Value: s[v:], Line: line})
+	}
+	if !joined {
+		p.pinned += len(s) - v
+		if !folded {
+			p.pinned += n
+		}
+	}
 }
 
-func truncate(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
+// duplicateWarnings returns a warning for each duplicate key found. Where
+// each key first appeared is only looked up here, by parsing the text again,
+// so that a file without duplicates does not pay for remembering the line
+// of every key.
+func (p *parser) duplicateWarnings() []*Error {
+	if len(p.dups) == 0 {
+		return nil
 	}
-	for n > 0 && !utf8.RuneStart(b[n]) {
+	again := parser{text: p.text, file: p.file, checkBytes: p.checkBytes, firstLine: map[string]int{}}
+	for _, d := range p.dups {
+		again.firstLine[d.key] = 0
+	}
+	again.run()
+	warnings := make([]*Error, 0, len(p.dups)+1)
+	for _, d := range p.dups {
+		warnings = append(warnings, &Error{File: p.file, Line: d.line,
+			Reason: fmt.Sprintf("duplicate entry %q (first at line %d, which wins)", truncate(d.key, 64), again.firstLine[d.key])})
+	}
+	if p.moreDups > 0 {
+		warnings = append(warnings, &Error{File: p.file, Line: p.lastDup, Reason: fmt.Sprintf("%d more warnings not shown", p.moreDups)})
+	}
+	return warnings
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return string(b[:n]) + "..."
+	return s[:n] + "..."
 }

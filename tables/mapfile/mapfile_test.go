@@ -192,6 +192,9 @@ func TestFoldKey(t *testing.T) {
 		"\xc3\x9c\xff":      "\xc3\x9c\xff", // no ASCII upper: unchanged, even Ü
 		"[1.2.3.4]":         "[1.2.3.4]",
 		"\"A B\"@X.EXAMPLE": "\"a b\"@x.example",
+		"abc\xffDEF":        "abc\xffdef",  // the first byte off the fast path is not a letter
+		"abc\xc3\x9c":       "abc\xc3\xbc", // nor is this one (Ü)
+		"ABC":               "abc",
 	} {
 		if got := FoldKey(in); got != want {
 			t.Errorf("FoldKey(%q) = %q, want %q", in, got, want)

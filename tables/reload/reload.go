@@ -256,7 +256,7 @@ func sortedKeys(m map[string]string) []string {
 // is an error when required (LoadAll), and otherwise only logged.
 func (r *Reloader) loadLocked(name, path string, required bool) error {
 	start := time.Now()
-	entries, warnings, fi, err := parseMap(name, path)
+	t, warnings, fi, err := parseMap(name, path, r.onLoad != nil)
 	if fi != nil {
 		r.stamps[name] = fi
 	}
@@ -291,22 +291,24 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	if !ok {
 		kind = store.KindForName(name)
 	}
-	if err := r.st.Replace(name, kind, entries); err != nil {
+	if err := r.st.ReplaceTable(name, kind, t); err != nil {
 		r.log.Error("map not loaded", "map", name, "file", path, "error", err)
 		return err
 	}
 	r.loaded[name] = true
-	r.log.Info("map loaded", "map", name, "file", path, "kind", kind, "entries", len(entries), "duration", time.Since(start).Round(time.Microsecond))
+	r.log.Info("map loaded", "map", name, "file", path, "kind", kind, "entries", len(t.Map), "duration", time.Since(start).Round(time.Microsecond))
 	if r.onLoad != nil {
-		r.onLoad(name, entries)
+		r.onLoad(name, t.Entries)
 	}
 	return nil
 }
 
-// parseMap reads the map source file path as map name. fi describes the file
-// read, when it could be opened. err is an *fs.PathError for a file that
-// cannot be read, or a mapfile.ErrorList.
-func parseMap(name, path string) (entries []mapfile.Entry, warnings []*mapfile.Error, fi os.FileInfo, err error) {
+// parseMap reads the map source file path as map name; withEntries asks for
+// the table's Entries (they are parsed anyway for the userdb map, to
+// validate them). fi describes the file read, when it could be opened. err
+// is an *fs.PathError for a file that cannot be read, or a
+// mapfile.ErrorList.
+func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings []*mapfile.Error, fi os.FileInfo, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -319,12 +321,12 @@ func parseMap(name, path string) (entries []mapfile.Entry, warnings []*mapfile.E
 	if !fi.Mode().IsRegular() {
 		return nil, nil, fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
 	}
-	entries, warnings, err = mapfile.Parse(f, path)
+	t, warnings, err = mapfile.ParseTable(f, path, withEntries || name == UserdbMap)
 	if err != nil || name != UserdbMap {
-		return entries, warnings, fi, err
+		return t, warnings, fi, err
 	}
 	var list mapfile.ErrorList
-	for _, e := range entries {
+	for _, e := range t.Entries {
 		if _, uerr := userdb.Parse(e.Value); uerr != nil {
 			list = append(list, &mapfile.Error{File: path, Line: e.Line, Reason: uerr.Error()})
 		}
@@ -332,7 +334,7 @@ func parseMap(name, path string) (entries []mapfile.Entry, warnings []*mapfile.E
 	if len(list) > 0 {
 		return nil, warnings, fi, list
 	}
-	return entries, warnings, fi, nil
+	return t, warnings, fi, nil
 }
 
 // Check parses map files as LoadAll would, without loading them, for
@@ -349,7 +351,7 @@ func Check(paths ...string) []error {
 // which do not stop a file from loading.
 func CheckWithWarnings(paths ...string) (errs, warnings []error) {
 	check := func(name, path string) {
-		_, ws, _, err := parseMap(name, path)
+		_, ws, _, err := parseMap(name, path, false)
 		for _, w := range ws {
 			warnings = append(warnings, w)
 		}

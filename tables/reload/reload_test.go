@@ -276,6 +276,45 @@ func TestLoadAllErrors(t *testing.T) {
 	}
 }
 
+// TestOnLoadEntries checks that OnLoad gets the entries in file order with
+// their lines, and that without OnLoad (when the reloader does not ask for
+// them) maps load and userdb values are still checked.
+func TestOnLoadEntries(t *testing.T) {
+	files := map[string]string{
+		"virtual_alias": "# c\nB@x b\nA@x a\n  more\nb@x dup\n",
+		"userdb":        "a@x uid=1|gid=1|home=/h\nb@x uid=1|gid=1|home=rel\n",
+	}
+	var got []mapfile.Entry
+	f := newFixture(t, files, func(c *Config) {
+		c.OnLoad = func(name string, entries []mapfile.Entry) {
+			if name == "virtual_alias" {
+				got = slices.Clone(entries)
+			}
+		}
+	})
+	if err := f.r.LoadAll(); err == nil {
+		t.Fatal("bad userdb accepted")
+	}
+	want := []mapfile.Entry{{Key: "b@x", Value: "b", Line: 2}, {Key: "a@x", Value: "a  more", Line: 3}}
+	if !slices.Equal(got, want) {
+		t.Errorf("OnLoad entries %+v, want %+v", got, want)
+	}
+	if !f.log.contains(":5: duplicate entry") {
+		t.Errorf("duplicate not logged:\n%s", f.log)
+	}
+
+	f = newFixture(t, files, func(c *Config) { c.OnLoad = nil })
+	err := f.r.LoadAll()
+	if err == nil || !strings.Contains(err.Error(), f.path("userdb")+":2: userdb: home=") {
+		t.Fatalf("LoadAll = %v, want the userdb error at line 2", err)
+	}
+	f.expect(t, "virtual_alias", "A@X", "a  more")
+	f.expect(t, "virtual_alias", "B@X", "b")
+	if got := f.st.Names(); !slices.Equal(got, []string{"virtual_alias"}) {
+		t.Errorf("Names() = %v", got)
+	}
+}
+
 func TestExtraMapsAndKinds(t *testing.T) {
 	other := t.TempDir()
 	extra := filepath.Join(other, "aliases")

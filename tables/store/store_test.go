@@ -294,3 +294,33 @@ func TestConcurrentReplace(t *testing.T) {
 	}
 	check(t, s, "virtual_alias", "user7@x", fmt.Sprintf("v%d", gens))
 }
+
+func TestReplaceTable(t *testing.T) {
+	s := newStore(t, "+")
+	tab, _, err := mapfile.ParseTable(strings.NewReader("User@Some.Domain target@x\n@some.domain all@x\nuser@some.domain dup\n"), "f", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceTable("virtual_alias", Address, tab); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s, "virtual_alias", "USER+ext@some.domain", "target+ext@x")
+	check(t, s, "virtual_alias", "other@some.domain", "all@x")
+	check(t, s, "virtual_alias", "user@other.domain", "")
+	if err := s.ReplaceTable("empty", Exact, &mapfile.Table{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s, "empty", "k", "")
+	if got := s.Names(); !slices.Equal(got, []string{"empty", "virtual_alias"}) {
+		t.Errorf("Names() = %v", got)
+	}
+	for _, bad := range []struct {
+		name string
+		kind Kind
+		tab  *mapfile.Table
+	}{{"", Exact, tab}, {"c", Kind(7), tab}, {"c", Exact, nil}} {
+		if err := s.ReplaceTable(bad.name, bad.kind, bad.tab); failure.KindOf(err) != failure.Permanent {
+			t.Errorf("ReplaceTable(%q, %v, %v) = %v, want a Permanent failure", bad.name, bad.kind, bad.tab, err)
+		}
+	}
+}
