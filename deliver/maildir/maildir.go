@@ -40,7 +40,6 @@
 package maildir
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -301,8 +300,10 @@ func newKey() (string, error) {
 	host = strings.ReplaceAll(host, "/", `\057`)
 	host = strings.ReplaceAll(host, ":", `\072`)
 	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
+	// getrandom(2) itself rather than crypto/rand, whose package
+	// initialisation costs a one-shot process more than the call.
+	if n, err := unix.Getrandom(rnd[:], 0); err != nil || n != len(rnd) {
+		return "", fmt.Errorf("getrandom: %d bytes, %v", n, err)
 	}
 	now := time.Now()
 	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000,

@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // EnvFile names the environment variable that redirects the line to a file.
@@ -47,11 +49,13 @@ type Logger struct {
 // fatal to a delivery: the returned Logger then discards lines.
 func Open() (*Logger, error) {
 	if p := os.Getenv(EnvFile); p != "" {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		// unix.Open and os.NewFile rather than os.OpenFile, which would
+		// start Go's network poller (an epoll instance) for a regular file.
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return &Logger{}, err
+			return &Logger{}, &os.PathError{Op: "open", Path: p, Err: err}
 		}
-		return &Logger{w: f}, nil
+		return &Logger{w: os.NewFile(uintptr(fd), p)}, nil
 	}
 	if _, err := os.Stat(devLog); err != nil {
 		return &Logger{}, nil

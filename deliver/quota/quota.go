@@ -39,7 +39,6 @@ package quota
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -289,8 +288,10 @@ func Recalculate(root *os.File, lim Limits) (Usage, error) {
 
 func tmpName() (string, error) {
 	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
+	// getrandom(2) itself rather than crypto/rand, whose package
+	// initialisation costs a one-shot process more than the call.
+	if n, err := unix.Getrandom(rnd[:], 0); err != nil || n != len(rnd) {
+		return "", fmt.Errorf("getrandom: %d bytes, %v", n, err)
 	}
 	return fmt.Sprintf("%d.%d_%s.maildirsize", time.Now().Unix(), os.Getpid(), hex.EncodeToString(rnd[:])), nil
 }

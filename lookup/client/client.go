@@ -164,22 +164,6 @@ func (c *Socketmap) Close() error {
 	return err
 }
 
-// LookupOnce dials the socketmap server at a, asks for key in mapName and
-// closes the connection: what a short-lived delivery agent needs.
-func LookupOnce(ctx context.Context, a addr.Addr, mapName, key string) (string, error) {
-	if _, err := socketmap.AppendRequest(nil, mapName, key); err != nil {
-		return "", err
-	}
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	c, err := Dial(ctx, a)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	return c.Lookup(ctx, mapName, key)
-}
-
 // TCPLookup dials the tcp_table server at a, asks for key and closes the
 // connection. A reply line over tcptable.MaxLine bytes is Temporary.
 func TCPLookup(ctx context.Context, a addr.Addr, key string) (string, error) {
