@@ -178,11 +178,7 @@ func runCmd(t *testing.T, stdin, prog string, args ...string) (int, string, stri
 func postmapConf(t *testing.T) string {
 	t.Helper()
 	postfixtest.Require(t)
-	if _, err := exec.LookPath("postmap"); err != nil {
-		if _, err := os.Stat("/usr/sbin/postmap"); err != nil {
-			t.Fatal("postmap is not installed")
-		}
-	}
+	postfixtest.Postmap(t)
 	dir := t.TempDir()
 	cf := filepath.Join(dir, "main.cf")
 	if err := os.WriteFile(cf, []byte("compatibility_level = 3.6\n"), 0o644); err != nil {

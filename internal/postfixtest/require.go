@@ -150,3 +150,20 @@ func run(limit time.Duration, name string, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), err
 }
+
+// Postmap returns the path of Postfix's postmap(1), for tests that use it as
+// a client or a reference. Without it the test fails when Required says so
+// and is skipped otherwise; it needs neither root nor a Postfix instance.
+func Postmap(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{"/usr/sbin/postmap", "postmap"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if Required() {
+		t.Fatal("postfixtest: postmap is not installed (required because CI=true or MAPDROP_REQUIRE_POSTFIX=1)")
+	}
+	t.Skip("postfixtest: postmap is not installed")
+	return ""
+}

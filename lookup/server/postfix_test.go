@@ -10,18 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
-
-const postmapPath = "/usr/sbin/postmap"
 
 // postmap runs Postfix's own client, "postmap -c DIR -q KEY TABLE" (or
 // "-q -" with stdin when key is "-"), with an empty main.cf.
 func postmap(t *testing.T, table, key, stdin string) (stdout, stderr string, exitCode int) {
 	t.Helper()
-	if _, err := os.Stat(postmapPath); err != nil {
-		t.Skipf("Postfix's postmap is not installed: %v", err)
-	}
+	postmapPath := postfixtest.Postmap(t)
 	conf := t.TempDir()
 	mainCf := filepath.Join(conf, "main.cf")
 	if err := os.WriteFile(mainCf, nil, 0o644); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/tables/export"
 )
 
@@ -23,19 +24,13 @@ func postfix(t *testing.T) (postmap string) {
 	t.Helper()
 	missing := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_POSTFIX") == "1" {
+		if postfixtest.Required() {
 			t.Fatalf(format, args...)
 		}
 		t.Skipf(format, args...)
 	}
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		postmap = "/usr/sbin/postmap"
-	}
+	postmap = postfixtest.Postmap(t)
 	postconf := filepath.Join(filepath.Dir(postmap), "postconf")
-	if _, err := os.Stat(postmap); err != nil {
-		missing("Postfix's postmap not installed: %v", err)
-	}
 	out, err := exec.Command(postconf, "-c", config(t, ""), "-m").Output()
 	if err != nil {
 		missing("postconf -m: %v", err)

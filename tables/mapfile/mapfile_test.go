@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
 )
 
 func parseString(t *testing.T, src string) ([]Entry, []*Error, error) {
@@ -270,10 +272,7 @@ func TestErrorFormat(t *testing.T) {
 // file, when postmap is installed: every key/value postmap stores, Parse
 // returns too, and nothing else.
 func TestMatchesPostmap(t *testing.T) {
-	postmap, err := exec.LookPath("postmap")
-	if err != nil {
-		t.Skip("postmap not installed")
-	}
+	postmap := postfixtest.Postmap(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644); err != nil {
 		t.Fatal(err)
