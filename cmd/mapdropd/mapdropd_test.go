@@ -429,14 +429,18 @@ func TestReloadAndExport(t *testing.T) {
 }
 
 func TestExportCommand(t *testing.T) {
-	dir := writeTables(t, map[string]string{"mailbox_command": "you  cmd one\n"})
+	// A duplicate key: the first wins in the snapshot, as in lookups.
+	dir := writeTables(t, map[string]string{"mailbox_command": "you  cmd one\nYOU  cmd two\n"})
 	out := t.TempDir()
 	if code, _, errOut := mapdropd(t, "", "export", "-tables", dir, out); code != 0 {
 		t.Fatalf("export: exit %d: %s", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(out, "mailbox_command.cdb")); err != nil {
-		t.Fatal(err)
-	}
+	conf := postmapConf(t)
+	checkPostmap(t, conf, "cdb:"+filepath.Join(out, "mailbox_command"), []lookupCase{
+		{"you", true, "cmd one"},
+		{"You", true, "cmd one"},
+		{"me", false, ""},
+	})
 	if code, _, _ := mapdropd(t, "", "export", "-tables", dir, "-export-maps", "nope", out); code != 78 {
 		t.Errorf("export of a map that does not exist: exit %d, want 78", code)
 	}

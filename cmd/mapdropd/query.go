@@ -171,16 +171,12 @@ func exportCmd(args []string) int {
 	return 0
 }
 
-// snapshot writes entries (first occurrence of a key wins, as in lookups)
-// to dir/NAME.cdb.
+// snapshot writes entries to dir/NAME.cdb. The reloader hands over each
+// key once (the first of equal keys, as lookups answer), so they go as they
+// are.
 func snapshot(dir, name string, entries []mapfile.Entry) error {
 	return export.Snapshot(dir, name, func(yield func(string, string) bool) {
-		seen := make(map[string]bool, len(entries))
 		for _, e := range entries {
-			if seen[e.Key] {
-				continue
-			}
-			seen[e.Key] = true
 			if !yield(e.Key, e.Value) {
 				return
 			}

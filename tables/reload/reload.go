@@ -77,7 +77,8 @@ type Config struct {
 	Debounce time.Duration         // quiet time before a changed file is loaded; 0 means DefaultDebounce
 	Logger   *slog.Logger          // nil discards logs
 	// OnLoad, if set, is called after each successful swap, with the map's
-	// name and its new entries (which it must not modify). Loads are
+	// name and its new entries in file order, each key once (the first of
+	// equal keys), which it must not modify. Loads are
 	// serialised, so calls come in load order and never overlap.
 	OnLoad func(name string, entries []mapfile.Entry)
 }
