@@ -7,6 +7,13 @@
 //   - otherwise syslog, facility mail, tag "mapdrop", when /dev/log exists;
 //   - otherwise nowhere.
 //
+// To syslog the line goes as one datagram "<PRI>mapdrop[PID]: LINE" (PRI is
+// mail.info, or mail.warning for a failed delivery), without a timestamp:
+// rsyslog and journald stamp what arrives on /dev/log themselves, and
+// formatting local time would make every delivery read the time zone file.
+// In the file the line is prefixed with the time in UTC (RFC 3339) and
+// "mapdrop[PID]:".
+//
 // Never stderr: Postfix quotes a delivery agent's stderr in bounces and
 // defer reasons, and that is reserved for the one-line error message.
 //
@@ -23,7 +30,6 @@ package maillog
 import (
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"strconv"
 	"strings"
@@ -40,9 +46,16 @@ var devLog = "/dev/log"
 
 // Logger writes delivery lines. The zero value discards them.
 type Logger struct {
-	w io.WriteCloser
-	s *syslog.Writer
+	w      io.WriteCloser
+	syslog bool // fd is a syslog datagram socket connected to devLog
+	fd     int
 }
+
+// Syslog priorities: facility mail (2) times 8, plus the severity.
+const (
+	priInfo    = 2*8 + 6
+	priWarning = 2*8 + 4
+)
 
 // Open opens the destination. It is called before privileges are dropped,
 // so that a root-only log file or socket stays usable. Errors are not
@@ -60,11 +73,15 @@ func Open() (*Logger, error) {
 	if _, err := os.Stat(devLog); err != nil {
 		return &Logger{}, nil
 	}
-	s, err := syslog.Dial("unixgram", devLog, syslog.LOG_MAIL|syslog.LOG_INFO, "mapdrop")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return &Logger{}, err
+		return &Logger{}, os.NewSyscallError("socket", err)
 	}
-	return &Logger{s: s}, nil
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: devLog}); err != nil {
+		unix.Close(fd)
+		return &Logger{}, &os.PathError{Op: "connect", Path: devLog, Err: err}
+	}
+	return &Logger{syslog: true, fd: fd}, nil
 }
 
 // Entry is one delivery's outcome.
@@ -129,13 +146,13 @@ func (l *Logger) Log(e Entry) {
 	line := e.Line()
 	switch {
 	case l.w != nil:
-		fmt.Fprintf(l.w, "%s mapdrop[%d]: %s\n", time.Now().Format(time.RFC3339), os.Getpid(), line)
-	case l.s != nil:
-		if e.Exit == 0 {
-			l.s.Info(line)
-		} else {
-			l.s.Warning(line)
+		fmt.Fprintf(l.w, "%s mapdrop[%d]: %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), line)
+	case l.syslog:
+		pri := priInfo
+		if e.Exit != 0 {
+			pri = priWarning
 		}
+		unix.Write(l.fd, []byte("<"+strconv.Itoa(pri)+">mapdrop["+strconv.Itoa(os.Getpid())+"]: "+line))
 	}
 }
 
@@ -147,8 +164,9 @@ func (l *Logger) Close() error {
 	if l.w != nil {
 		return l.w.Close()
 	}
-	if l.s != nil {
-		return l.s.Close()
+	if l.syslog {
+		l.syslog = false
+		return unix.Close(l.fd)
 	}
 	return nil
 }

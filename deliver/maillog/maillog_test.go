@@ -45,7 +45,7 @@ func TestFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`^\S+ mapdrop\[\d+\]: user=u@d folder=INBOX size=5 duration=0s status=sent exit=0$`)
+	re := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ mapdrop\[\d+\]: user=u@d folder=INBOX size=5 duration=0s status=sent exit=0$`)
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	if len(lines) != 2 || !re.MatchString(lines[0]) || !re.MatchString(lines[1]) {
 		t.Errorf("log file:\n%s", b)
@@ -67,6 +67,7 @@ func TestSyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Log(Entry{User: "u@d", Exit: 75, Reason: "mailbox full"})
+	l.Log(Entry{User: "u@d", Folder: "INBOX", Size: 3})
 	l.Close()
 	buf := make([]byte, 4096)
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -76,9 +77,13 @@ func TestSyslog(t *testing.T) {
 	}
 	// <PRI> with facility mail (2) and severity warning (4): 2*8+4 = 20.
 	got := string(buf[:n])
-	if !strings.HasPrefix(got, "<20>") || !strings.Contains(got, "mapdrop[") ||
-		!strings.Contains(got, `user=u@d size=0 duration=0s status=deferred exit=75 reason="mailbox full"`) {
+	want := regexp.MustCompile(`^<20>mapdrop\[\d+\]: user=u@d size=0 duration=0s status=deferred exit=75 reason="mailbox full"$`)
+	if !want.MatchString(got) {
 		t.Errorf("syslog datagram %q", got)
+	}
+	// A delivery is mail.info: 2*8+6 = 22.
+	if n, err = conn.Read(buf); err != nil || !regexp.MustCompile(`^<22>mapdrop\[\d+\]: user=u@d folder=INBOX size=3 `).Match(buf[:n]) {
+		t.Errorf("second syslog datagram %q, %v", buf[:n], err)
 	}
 }
 
@@ -87,7 +92,7 @@ func TestNowhere(t *testing.T) {
 	defer func(old string) { devLog = old }(devLog)
 	devLog = filepath.Join(t.TempDir(), "missing")
 	l, err := Open()
-	if err != nil || l.w != nil || l.s != nil {
+	if err != nil || l.w != nil || l.syslog {
 		t.Fatalf("Open = %+v, %v; want a discarding logger", l, err)
 	}
 	l.Log(Entry{User: "u"}) // does not panic
