@@ -169,28 +169,21 @@ func (c *Socketmap) Close() error {
 func TCPLookup(ctx context.Context, a addr.Addr, key string) (string, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	nc, err := dial(ctx, a)
+	deadline, _ := ctx.Deadline() // withTimeout gives every ctx one
+	c, err := dialNet(ctx, deadline, a)
 	if err != nil {
-		return "", err
+		return "", failure.Wrap(failure.Temporary, err, "lookup server %s unreachable", a)
 	}
-	defer nc.Close()
-	if d, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	_, err = nc.Write(tcptable.AppendRequest(nil, key))
+	defer c.Close()
+	_, err = c.Write(tcptable.AppendRequest(nil, key))
 	var line []byte
 	if err == nil {
-		line, err = bufio.NewReaderSize(nc, tcptable.MaxLine).ReadSlice('\n')
+		line, err = bufio.NewReaderSize(c, tcptable.MaxLine).ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			return "", failure.Temp("tcp_table server %s sent a reply longer than %d bytes", a, tcptable.MaxLine)
 		}
 	}
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			err = cerr
-		}
 		return "", failure.Wrap(failure.Temporary, err, "tcp_table lookup at %s", a)
 	}
 	return tcptable.ParseReply(string(line))
