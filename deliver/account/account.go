@@ -37,6 +37,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/address"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/userdb"
 )
@@ -66,37 +67,21 @@ type Resolver struct {
 	System func(name string) (*user.User, error)
 }
 
-// Split cuts an address's local part at the first of the delimiter
-// characters: "user+ext@dom" → "user@dom", "ext", true. As Postfix's
-// split_addr does, it leaves alone a local part without a delimiter or
-// starting with one (invalid UTF-8 never counts as a delimiter), "postmaster", "mailer-daemon" and "double-bounce",
-// and, when "-" is a delimiter, one starting with "owner-" or ending in
-// "-request".
-func Split(address, delims string) (base, ext string, ok bool) {
-	local, domain := address, ""
-	if i := strings.LastIndexByte(address, '@'); i >= 0 {
-		local, domain = address[:i], address[i:]
+// Split cuts an address's local part where its extension starts, by the
+// rules of package address (Postfix's split_addr): "user+ext@dom" →
+// "user@dom", "ext", true; an address that is not to be cut comes back
+// whole with ok false.
+func Split(full, delims string) (base, ext string, ok bool) {
+	local, domain := full, ""
+	if i := strings.LastIndexByte(full, '@'); i >= 0 {
+		local, domain = full[:i], full[i:]
 	}
-	switch strings.ToLower(local) {
-	case "postmaster", "mailer-daemon", "double-bounce":
-		return address, "", false
+	i := address.ExtensionAt(local, delims)
+	if i < 0 {
+		return full, "", false
 	}
-	if strings.Contains(delims, "-") {
-		l := strings.ToLower(local)
-		if strings.HasPrefix(l, "owner-") || strings.HasSuffix(l, "-request") {
-			return address, "", false
-		}
-	}
-	for i, r := range local {
-		if r == utf8.RuneError || !strings.ContainsRune(delims, r) {
-			continue
-		}
-		if i == 0 {
-			break
-		}
-		return local[:i] + domain, local[i+utf8.RuneLen(r):], true
-	}
-	return address, "", false
+	_, size := utf8.DecodeRuneInString(local[i:])
+	return local[:i] + domain, local[i+size:], true
 }
 
 // Resolve finds the account for name, as the package documentation

@@ -83,6 +83,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/address"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 )
 
@@ -301,7 +302,7 @@ func (t *table) lookupAddress(key, delims string) (v, ext string, ok bool) {
 	if at := strings.LastIndexByte(key, '@'); at >= 0 {
 		local, domain = key[:at], key[at:]
 	}
-	if n := baseLen(local, delims); n > 0 {
+	if n := address.ExtensionAt(local, delims); n > 0 {
 		var buf [256]byte
 		b := append(buf[:0], local[:n]...)
 		b = append(b, domain...)
@@ -336,25 +337,4 @@ func addExtension(v, ext string) string {
 		addrs[i] = local + ext + domain
 	}
 	return strings.Join(addrs, ", ")
-}
-
-// baseLen is the length of local without its extension, or 0 when it is not
-// to be split (Postfix's split_addr()).
-func baseLen(local, delims string) int {
-	if delims == "" {
-		return 0
-	}
-	switch local {
-	case "postmaster", "mailer-daemon", "double-bounce":
-		return 0
-	}
-	if strings.ContainsRune(delims, '-') &&
-		(strings.HasPrefix(local, "owner-") || (len(local) > 8 && strings.HasSuffix(local, "-request"))) {
-		return 0
-	}
-	n := strings.IndexAny(local, delims)
-	if n <= 0 {
-		return 0
-	}
-	return n
 }
