@@ -60,7 +60,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/mapdrop/mapdrop/deliver"
 	"github.com/mapdrop/mapdrop/deliver/account"
@@ -68,6 +67,7 @@ import (
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/tables/address"
 )
 
 const (
@@ -203,12 +203,10 @@ func parse(args []string) (options, error) {
 // checkDelimiters accepts what Postfix accepts in recipient_delimiter:
 // printable characters other than "@" and white space.
 func checkDelimiters(s string) error {
-	if s == "" || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool {
-		return r == '@' || unicode.IsSpace(r) || !unicode.IsPrint(r)
-	}) {
-		return fmt.Errorf("%q is not a set of printable characters other than @ and space", s)
+	if s == "" {
+		return fmt.Errorf("empty delimiter set")
 	}
-	return nil
+	return address.CheckDelimiters(s)
 }
 
 func run(args []string, stdin io.Reader, log *maillog.Logger) error {

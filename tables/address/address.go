@@ -16,7 +16,9 @@
 package address
 
 import (
+	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -45,4 +47,16 @@ func ExtensionAt(local, delims string) int {
 		return i
 	}
 	return -1
+}
+
+// CheckDelimiters reports whether delims can be a recipient delimiter set:
+// valid UTF-8, each character printable and none of "@", white space or
+// U+FFFD. The empty set ("no extensions") is the caller's to allow or not.
+func CheckDelimiters(delims string) error {
+	if !utf8.ValidString(delims) || strings.ContainsFunc(delims, func(r rune) bool {
+		return r == '@' || r == '\uFFFD' || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}) {
+		return fmt.Errorf("recipient delimiters %q: want printable characters other than @ and white space", delims)
+	}
+	return nil
 }

@@ -38,3 +38,16 @@ func TestExtensionAt(t *testing.T) {
 		t.Errorf("ExtensionAt allocates %v times", n)
 	}
 }
+
+func TestCheckDelimiters(t *testing.T) {
+	for _, ok := range []string{"", "+", "+-=", "ü"} {
+		if err := CheckDelimiters(ok); err != nil {
+			t.Errorf("CheckDelimiters(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"@", "+ ", "\t", "+\x00", "\xff", "\uFFFD", "\u200b"} {
+		if CheckDelimiters(bad) == nil {
+			t.Errorf("CheckDelimiters(%q) accepted", bad)
+		}
+	}
+}

@@ -79,7 +79,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/mapdrop/mapdrop/failure"
@@ -172,10 +171,8 @@ type Store struct {
 // turns extension stripping off. Delimiters must not be "@", whitespace or
 // control characters.
 func New(recipientDelimiters string) (*Store, error) {
-	for _, r := range recipientDelimiters {
-		if r == '@' || unicode.IsSpace(r) || unicode.IsControl(r) || r == '\uFFFD' {
-			return nil, failure.New(failure.Usage, "recipient delimiter %q: must not be @, whitespace or a control character", r)
-		}
+	if err := address.CheckDelimiters(recipientDelimiters); err != nil {
+		return nil, failure.Wrap(failure.Usage, err, "store")
 	}
 	db, err := memdb.NewMemDB(schema)
 	if err != nil {
