@@ -60,7 +60,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/bench/internal/benchkit"
 	"github.com/mapdrop/mapdrop/lookup/addr"
-	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/lookup/oneshot"
 )
 
 // config is the command line.
@@ -565,7 +565,7 @@ func startMapdropd(bin, tables, sock, logPath string) (stop func(), err error) {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, last = client.LookupOnce(ctx, a, "userdb", benchUser)
+		_, last = oneshot.Lookup(ctx, time.Time{}, a, "userdb", benchUser)
 		cancel()
 		if last == nil {
 			return stop, nil

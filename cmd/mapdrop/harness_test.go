@@ -19,7 +19,7 @@ import (
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/lookup/addr"
-	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
@@ -135,7 +135,7 @@ func (w *world) startDaemon(tables string) {
 	a, _ := addr.Parse(w.sock)
 	for range 200 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := client.LookupOnce(ctx, a, "userdb", "ready.probe")
+		_, err := oneshot.Lookup(ctx, time.Time{}, a, "userdb", "ready.probe")
 		cancel()
 		if failure.KindOf(err) == failure.NotFound {
 			return

@@ -66,7 +66,7 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/lookup/addr"
-	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/tables/address"
 )
 
@@ -217,13 +217,13 @@ func run(args []string, stdin io.Reader, log *maillog.Logger) error {
 	}
 	server, _ := addr.Parse(o.server) // checked by parse
 	ctx := context.Background()
-	lookupCtx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
+	// A deadline, not a context timeout: see oneshot.Lookup.
+	lookupDeadline := time.Now().Add(lookupTimeout)
 	agent := &deliver.Agent{
 		Resolver: &account.Resolver{
 			Delimiters: o.delimiters,
-			Lookup: func(_ context.Context, key string) (string, error) {
-				return client.LookupOnce(lookupCtx, server, userdbMap, key)
+			Lookup: func(ctx context.Context, key string) (string, error) {
+				return oneshot.Lookup(ctx, lookupDeadline, server, userdbMap, key)
 			},
 		},
 		RefuseOverQuota: o.bounce,

@@ -1,48 +1,41 @@
 package account
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"os/user"
 	"strings"
 	"time"
-)
 
-// getent is the program that asks the C library's name service switch.
-var getent = "/usr/bin/getent"
+	"github.com/mapdrop/mapdrop/internal/getent"
+)
 
 // SystemLookup finds a passwd account by name. It asks os/user first, which
 // in mapdrop's static (CGO_ENABLED=0) build reads /etc/passwd only; an
-// account that is not there is then asked of `getent passwd NAME`, so that
-// accounts from NSS sources (LDAP, sssd, systemd-homed) are found too, as
-// the C library would find them. getent's exit status 2 means "no such
-// account" (user.UnknownUserError); a missing getent leaves os/user's answer.
+// account that is not there is then asked of `getent passwd NAME` (package
+// internal/getent), so that accounts from NSS sources (LDAP, sssd,
+// systemd-homed) are found too, as the C library would find them. getent's
+// "not found" is user.UnknownUserError; a missing getent leaves os/user's
+// answer.
 func SystemLookup(name string) (*user.User, error) {
 	u, err := user.Lookup(name)
 	var unknown user.UnknownUserError
 	if err == nil || !errors.As(err, &unknown) {
 		return u, err
 	}
-	if _, statErr := exec.LookPath(getent); statErr != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, getent, "passwd", "--", name)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	runErr := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(runErr, &ee) && ee.ExitCode() == 2 {
+	out, qerr := getent.Query(ctx, "passwd", name)
+	switch {
+	case errors.Is(qerr, getent.ErrNoGetent):
+		return nil, err
+	case errors.Is(qerr, getent.ErrNotFound):
 		return nil, unknown
+	case qerr != nil:
+		return nil, qerr
 	}
-	if runErr != nil {
-		return nil, fmt.Errorf("getent passwd %s: %v %s", name, runErr, strings.TrimSpace(errOut.String()))
-	}
-	return parsePasswd(name, strings.TrimSpace(out.String()))
+	return parsePasswd(name, strings.TrimSpace(out))
 }
 
 // parsePasswd reads one passwd(5) line, name:password:uid:gid:gecos:home:shell,

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/user"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/getent"
 )
 
 func TestSystemLookup(t *testing.T) {
@@ -26,9 +28,9 @@ func TestSystemLookupAsksGetent(t *testing.T) {
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	old := getent
-	getent = fake
-	t.Cleanup(func() { getent = old })
+	old := getent.Program
+	getent.Program = fake
+	t.Cleanup(func() { getent.Program = old })
 	u, err := SystemLookup("ldapuser")
 	if err != nil || u.Uid != "7001" || u.Gid != "7002" || u.HomeDir != "/home/ldapuser" || u.Name != "LDAP User" {
 		t.Fatalf("SystemLookup(ldapuser) = %+v, %v", u, err)

@@ -28,8 +28,6 @@
 package maillog
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -46,10 +44,18 @@ var devLog = "/dev/log"
 
 // Logger writes delivery lines. The zero value discards them.
 type Logger struct {
-	w      io.WriteCloser
-	syslog bool // fd is a syslog datagram socket connected to devLog
-	fd     int
+	dest dest
+	fd   int // the open file or socket, when dest is not none
 }
+
+// dest is where a Logger's lines go.
+type dest int
+
+const (
+	none   dest = iota
+	file        // fd is a file opened for appending
+	syslog      // fd is a datagram socket connected to devLog
+)
 
 // Syslog priorities: facility mail (2) times 8, plus the severity.
 const (
@@ -62,13 +68,14 @@ const (
 // fatal to a delivery: the returned Logger then discards lines.
 func Open() (*Logger, error) {
 	if p := os.Getenv(EnvFile); p != "" {
-		// unix.Open and os.NewFile rather than os.OpenFile, which would
-		// start Go's network poller (an epoll instance) for a regular file.
+		// A bare descriptor rather than an os.File, which would start Go's
+		// network poller (an epoll instance and an eventfd) to find out
+		// that a regular file cannot use it.
 		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return &Logger{}, &os.PathError{Op: "open", Path: p, Err: err}
 		}
-		return &Logger{w: os.NewFile(uintptr(fd), p)}, nil
+		return &Logger{dest: file, fd: fd}, nil
 	}
 	if _, err := os.Stat(devLog); err != nil {
 		return &Logger{}, nil
@@ -81,7 +88,7 @@ func Open() (*Logger, error) {
 		unix.Close(fd)
 		return &Logger{}, &os.PathError{Op: "connect", Path: devLog, Err: err}
 	}
-	return &Logger{syslog: true, fd: fd}, nil
+	return &Logger{dest: syslog, fd: fd}, nil
 }
 
 // Entry is one delivery's outcome.
@@ -144,15 +151,16 @@ func (l *Logger) Log(e Entry) {
 		return
 	}
 	line := e.Line()
-	switch {
-	case l.w != nil:
-		fmt.Fprintf(l.w, "%s mapdrop[%d]: %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), line)
-	case l.syslog:
+	tag := "mapdrop[" + strconv.Itoa(os.Getpid()) + "]: "
+	switch l.dest {
+	case file:
+		unix.Write(l.fd, []byte(time.Now().UTC().Format(time.RFC3339)+" "+tag+line+"\n"))
+	case syslog:
 		pri := priInfo
 		if e.Exit != 0 {
 			pri = priWarning
 		}
-		unix.Write(l.fd, []byte("<"+strconv.Itoa(pri)+">mapdrop["+strconv.Itoa(os.Getpid())+"]: "+line))
+		unix.Write(l.fd, []byte("<"+strconv.Itoa(pri)+">"+tag+line))
 	}
 }
 
@@ -161,12 +169,9 @@ func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	if l.w != nil {
-		return l.w.Close()
+	if l.dest == none {
+		return nil
 	}
-	if l.syslog {
-		l.syslog = false
-		return unix.Close(l.fd)
-	}
-	return nil
+	l.dest = none
+	return unix.Close(l.fd)
 }

@@ -92,7 +92,7 @@ func TestNowhere(t *testing.T) {
 	defer func(old string) { devLog = old }(devLog)
 	devLog = filepath.Join(t.TempDir(), "missing")
 	l, err := Open()
-	if err != nil || l.w != nil || l.syslog {
+	if err != nil || l.dest != none {
 		t.Fatalf("Open = %+v, %v; want a discarding logger", l, err)
 	}
 	l.Log(Entry{User: "u"}) // does not panic

@@ -10,11 +10,13 @@
 //
 // The port is the text after the last colon, as in Postfix's
 // socketmap:inet:HOST:PORT:NAME.
+//
+// Parsing resolves nothing and the package does not import net, so that
+// lookup/oneshot, the delivery agent's client, stays free of it.
 package addr
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 )
@@ -67,5 +69,8 @@ func parseInet(orig, hp string) (Addr, error) {
 	if host == "" {
 		return Addr{}, fmt.Errorf("address %q: missing host", orig)
 	}
-	return Addr{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+	if strings.IndexByte(host, ':') >= 0 { // IPv6, bracketed as net.JoinHostPort does
+		host = "[" + host + "]"
+	}
+	return Addr{Network: "tcp", Address: host + ":" + port}, nil
 }

@@ -13,6 +13,9 @@
 //	                                   server never reads as "not found"
 //
 // A lookup whose context has no deadline gets DefaultTimeout.
+//
+// For one lookup from a short-lived process, without Go's net package, see
+// lookup/oneshot.
 package client
 
 import (
@@ -26,13 +29,14 @@ import (
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/netstring"
+	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/socketmap"
 	"github.com/mapdrop/mapdrop/lookup/tcptable"
 )
 
 // DefaultTimeout bounds a dial or lookup whose context has no deadline. It
 // is the timeout Postfix's own socketmap and tcp_table clients use.
-const DefaultTimeout = 100 * time.Second
+const DefaultTimeout = oneshot.DefaultTimeout
 
 // Socketmap is a persistent socketmap connection. It is safe for concurrent
 // use; lookups on one Socketmap are sent one at a time. When the server

@@ -1,27 +1,21 @@
-package client
+package oneshot
 
 import (
 	"context"
 	"errors"
 	"io"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
 
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"golang.org/x/sys/unix"
 )
 
-// errNoRawDial says that an address needs Go's resolver (a host name, an
-// IPv6 zone): the caller uses the net package instead.
-var errNoRawDial = errors.New("address needs the net package")
-
-// rawConn is a blocking stream socket for one short exchange, used by
-// LookupOnce instead of a net.Conn. It does not go through Go's network
-// poller: no epoll registration, and no hand-off of the waiting goroutine
-// to another thread when the reply is not there yet (strace of mapdrop: a
-// dozen fewer system calls and thread wake-ups per delivery).
+// rawConn is a blocking stream socket for one short exchange, not a
+// net.Conn. It does not go through Go's network poller: no epoll
+// registration, and no hand-off of the waiting goroutine to another thread
+// when the reply is not there yet (strace of mapdrop: a dozen fewer system
+// calls and thread wake-ups per delivery).
 //
 // The deadline bounds every system call through SO_SNDTIMEO (connect,
 // write) and SO_RCVTIMEO (read), set to the time left before each call;
@@ -40,30 +34,30 @@ type rawConn struct {
 	stop   func() bool
 }
 
-// rawSockaddr returns the socket address for a, or errNoRawDial.
-func rawSockaddr(a addr.Addr) (family int, sa unix.Sockaddr, err error) {
-	switch a.Network {
-	case "unix":
-		return unix.AF_UNIX, &unix.SockaddrUnix{Name: a.Address}, nil
-	case "tcp":
-		ap, err := netip.ParseAddrPort(a.Address)
-		if err != nil || ap.Addr().Zone() != "" {
-			return 0, nil, errNoRawDial
+// dial connects a blocking socket to the first of addrs that accepts, by
+// the deadline; the error is the last address's.
+func dial(ctx context.Context, deadline time.Time, addrs []unix.Sockaddr) (*rawConn, error) {
+	err := errors.New("no address")
+	for _, sa := range addrs {
+		var c *rawConn
+		if c, err = dialOne(ctx, deadline, sa); err == nil {
+			return c, nil
 		}
-		ip := ap.Addr().Unmap()
-		if ip.Is4() {
-			return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, nil
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			break
 		}
-		return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}, nil
 	}
-	return 0, nil, errNoRawDial
+	return nil, err
 }
 
-// dialRaw connects a blocking socket to a, by the deadline.
-func dialRaw(ctx context.Context, deadline time.Time, a addr.Addr) (*rawConn, error) {
-	family, sa, err := rawSockaddr(a)
-	if err != nil {
-		return nil, err
+// dialOne connects a blocking socket to sa, by the deadline.
+func dialOne(ctx context.Context, deadline time.Time, sa unix.Sockaddr) (*rawConn, error) {
+	family := unix.AF_UNIX
+	switch sa.(type) {
+	case *unix.SockaddrInet4:
+		family = unix.AF_INET
+	case *unix.SockaddrInet6:
+		family = unix.AF_INET6
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -1,0 +1,207 @@
+// Package lookuptest is what the tests of the lookup clients share: an
+// in-process mapdropd server (package lookup/server) answering from small
+// fixed tables, the cases it must answer and their expected outcomes, and
+// servers that misbehave (silent, or sending a fixed reply).
+package lookuptest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/lookup/addr"
+	"github.com/mapdrop/mapdrop/lookup/server"
+)
+
+// tables are the server's maps: map name -> key -> value.
+var tables = map[string]map[string]string{
+	"virtual_mailbox": {"user1@some.domain": "some.domain/user1/", "a b": "spaced", "ümläut@dömain": "ü/ä"},
+	"userdb":          {"user1": "uid=1001 gid=1001", "empty": "", "big": strings.Repeat("v", 100000)},
+}
+
+// resolve answers from tables; map "temp" is always TEMP, key "block"
+// answers only after a second (or when ctx ends).
+func resolve(ctx context.Context, mapName, key string) (string, error) {
+	switch {
+	case mapName == "temp":
+		return "", failure.Temp("try later")
+	case key == "block": // slower than the client waits
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return "", failure.Temp("too slow")
+	}
+	t, ok := tables[mapName]
+	if !ok {
+		return "", failure.Perm("unknown map %q", mapName)
+	}
+	v, ok := t[key]
+	if !ok {
+		return "", failure.ErrNotFound
+	}
+	return v, nil
+}
+
+// MustParse parses an address or fails the test.
+func MustParse(t *testing.T, s string) addr.Addr {
+	t.Helper()
+	a, err := addr.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Start runs a server with the tables above, changed by configure when
+// not nil, and shuts it down when the test ends. It listens nowhere yet.
+func Start(t *testing.T, configure func(*server.Server)) *server.Server {
+	t.Helper()
+	s := &server.Server{Resolver: server.ResolverFunc(resolve), Logger: slog.New(slog.DiscardHandler)}
+	if configure != nil {
+		configure(s)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s
+}
+
+// SocketmapAddr makes s listen for socketmap on a free loopback port and
+// returns its address.
+func SocketmapAddr(t *testing.T, s *server.Server) addr.Addr {
+	t.Helper()
+	if err := s.ListenSocketmap(MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addrs := s.Addrs()
+	return MustParse(t, "inet:"+addrs[len(addrs)-1].String())
+}
+
+// Ctx is a context that ends with the test (or after 30 seconds).
+func Ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// Outcome is what a lookup should give: a value, or an error of a kind
+// whose text contains a string.
+type Outcome struct {
+	Value string
+	Kind  failure.Kind // -1: found
+	Text  string       // in the error message
+}
+
+// Found is the outcome "found, with value v".
+func Found(v string) Outcome { return Outcome{Value: v, Kind: -1} }
+
+// Fails is the outcome "an error of kind whose text contains text".
+func Fails(kind failure.Kind, text string) Outcome { return Outcome{Kind: kind, Text: text} }
+
+// Cases are lookups of every outcome from the server Start runs.
+var Cases = []struct {
+	MapName, Key string
+	Want         Outcome
+}{
+	{"virtual_mailbox", "user1@some.domain", Found("some.domain/user1/")},
+	{"virtual_mailbox", "a b", Found("spaced")},
+	{"virtual_mailbox", "ümläut@dömain", Found("ü/ä")},
+	{"virtual_mailbox", "nobody@some.domain", Fails(failure.NotFound, "not found")},
+	{"userdb", "empty", Fails(failure.Permanent, "empty value")},
+	{"userdb", "big", Fails(failure.Temporary, "reply too long")},
+	{"nosuchmap", "x", Fails(failure.Permanent, `unknown map "nosuchmap"`)},
+	{"temp", "x", Fails(failure.Temporary, "try later")},
+}
+
+// Check reports an error unless v and err are the outcome want; what
+// names the lookup.
+func Check(t *testing.T, what string, v string, err error, want Outcome) {
+	t.Helper()
+	if want.Kind < 0 {
+		if err != nil || v != want.Value {
+			t.Errorf("%s = %q, %v; want %q", what, v, err, want.Value)
+		}
+		return
+	}
+	if err == nil || failure.KindOf(err) != want.Kind || !strings.Contains(err.Error(), want.Text) {
+		t.Errorf("%s = %q, %v; want a %v error containing %q", what, v, err, want.Kind, want.Text)
+	}
+	if want.Kind == failure.NotFound && !errors.Is(err, failure.ErrNotFound) {
+		t.Errorf("%s: %v is not failure.ErrNotFound", what, err)
+	}
+}
+
+// FakeServer answers every connection with reply, for replies no real
+// server sends.
+func FakeServer(t *testing.T, reply string) addr.Addr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				buf := make([]byte, 4096)
+				nc.Read(buf)
+				io.WriteString(nc, reply)
+			}()
+		}
+	}()
+	return MustParse(t, "inet:"+ln.Addr().String())
+}
+
+// SilentServer accepts connections on network ("unix" or "tcp") and never
+// answers; every accepted connection is announced on the returned channel.
+func SilentServer(t *testing.T, network string) (addr.Addr, <-chan net.Conn) {
+	t.Helper()
+	where := "127.0.0.1:0"
+	if network == "unix" {
+		where = filepath.Join(t.TempDir(), "silent.sock")
+	}
+	ln, err := net.Listen(network, where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case nc := <-accepted:
+				nc.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- nc
+		}
+	}()
+	if network == "unix" {
+		return MustParse(t, "unix:"+where), accepted
+	}
+	return MustParse(t, "inet:"+ln.Addr().String()), accepted
+}
