@@ -165,6 +165,12 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	return done, nil
 }
 
+// closeWrite shuts down the sending side: the peer reads end of file after
+// what was written. An error is left to the read that follows.
+func (c *rawConn) closeWrite() {
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+}
+
 // Close closes the socket; a later cancel of the context no longer touches
 // the descriptor (whose number may then belong to another file).
 func (c *rawConn) Close() error {

@@ -14,7 +14,13 @@
 // one delivery then pays neither its initialization nor its network poller
 // (measured: about 0.1 ms less per mapdrop run). The connection is a
 // blocking socket whose system calls are bounded by the context's deadline
-// (socket timeouts) and woken by its cancellation (shutdown). Addresses
+// (socket timeouts) and woken by its cancellation (shutdown). Once the
+// request is sent, the client shuts down its sending side: the server then
+// reads the end of the connection right after the request and closes its
+// end once it has replied, instead of waiting, and being woken again, for
+// the client's close (measured: about 0.07 ms per mapdrop run, client and
+// mapdropd on one 2-core machine). A socketmap server reads requests until
+// the end of the connection, so this changes no answer. Addresses
 // (package lookup/addr) are reached this way:
 //
 //	unix:/path               that unix-domain socket
@@ -76,6 +82,9 @@ func Lookup(ctx context.Context, deadline time.Time, a addr.Addr, mapName, key s
 	}
 	defer c.Close()
 	_, err = c.Write(netstring.Append(nil, payload))
+	if err == nil {
+		c.closeWrite()
+	}
 	var reply []byte
 	if err == nil {
 		reply, err = netstring.NewReader(bufio.NewReader(c), socketmap.MaxSize).Read()

@@ -3,6 +3,7 @@ package oneshot_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -212,5 +213,38 @@ func TestIPv6(t *testing.T) {
 	}
 	if _, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, "inet:[fe80::1%no-such-if]:"+port), "userdb", "user1"); err == nil || failure.KindOf(err) != failure.Temporary {
 		t.Errorf("unknown IPv6 zone: %v, want Temporary", err)
+	}
+}
+
+// The request is followed by the end of the connection (a half-close), so
+// a server learns it may close right after its reply: here a server that
+// answers only once it has read end of file.
+func TestRequestThenEndOfFile(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "eof.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		req, err := io.ReadAll(nc) // returns at end of file only
+		got <- string(req)
+		if err == nil {
+			io.WriteString(nc, "6:OK yes,")
+		}
+	}()
+	v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, "unix:"+ln.Addr().String()), "userdb", "user1")
+	if req := <-got; req != "12:userdb user1," {
+		t.Errorf("server read %q before end of file", req)
+	}
+	if err != nil || v != "yes" {
+		t.Errorf("Lookup = %q, %v; want yes", v, err)
 	}
 }
