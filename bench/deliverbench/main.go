@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	go run ./bench/deliverbench [-count 100] [-rounds 5] [-sizes 4096,102400]
+//	go run ./bench/deliverbench [-count 100] [-turn 10] [-rounds 5] [-sizes 4096,102400]
 //	                            [-parallel 2] [-bin DIR] [-dir DIR] [-json FILE] [-quick]
 //
 // # What is measured
@@ -29,10 +29,16 @@
 //
 // Run as root, the deliverers run as user nobody (uid and gid 65534), the
 // realistic pipe(8) case (user=... in master.cf); otherwise as the current
-// user. Rounds rotate the order of the deliverers; after each round the
-// files in the Maildir are counted (every delivery must have landed in new/)
-// and removed, along with any index files a deliverer made. A ratio is the
-// median of the per-round ratios of two deliverers' rates.
+// user. Within a round the deliverers take turns of -turn deliveries each
+// (the order rotating every turn) until each has made -count; a
+// deliverer's rate in the round is its -count deliveries over the sum of
+// its turns' times. Short interleaved turns give every deliverer the same
+// share of a shared machine's changing load: with whole batches of 100 one
+// after the other (a quarter of a second each), load swings between two
+// batches moved a round's ratio by several percent either way. After each
+// round the files in the Maildir are counted (every delivery must have
+// landed in new/) and removed, along with any index files a deliverer made.
+// A ratio is the median of the per-round ratios of two deliverers' rates.
 //
 // Targets, per size and mode: mapdrop >= 0.8 of the floor; mapdrop faster than
 // maildrop and than dovecot-lda; every delivery landed. With -quick (what the
@@ -66,6 +72,7 @@ import (
 // config is the command line.
 type config struct {
 	Count    int   `json:"count"`
+	Turn     int   `json:"turn"`
 	Rounds   int   `json:"rounds"`
 	Sizes    []int `json:"sizes"`
 	Parallel int   `json:"parallel"`
@@ -102,6 +109,7 @@ func parseFlags(args []string) (config, error) {
 	var cfg config
 	quick := fs.Bool("quick", false, "smoke test: a few deliveries, only landing judged")
 	fs.IntVar(&cfg.Count, "count", 100, "deliveries per deliverer, size, mode and round")
+	fs.IntVar(&cfg.Turn, "turn", 10, "deliveries per deliverer and turn within a round")
 	fs.IntVar(&cfg.Rounds, "rounds", 5, "rounds")
 	sizes := fs.String("sizes", "4096,102400", "comma-separated message sizes in bytes")
 	fs.IntVar(&cfg.Parallel, "parallel", 2, "deliveries at a time in the parallel mode")
@@ -123,10 +131,10 @@ func parseFlags(args []string) (config, error) {
 	}
 	if *quick {
 		cfg.Quick = true
-		cfg.Count, cfg.Rounds, cfg.Sizes = 2, 1, []int{4096}
+		cfg.Count, cfg.Turn, cfg.Rounds, cfg.Sizes = 2, 1, 1, []int{4096}
 	}
-	if cfg.Count < 1 || cfg.Rounds < 1 || cfg.Parallel < 2 {
-		return cfg, errors.New("-count and -rounds must be positive, -parallel at least 2")
+	if cfg.Count < 1 || cfg.Turn < 1 || cfg.Rounds < 1 || cfg.Parallel < 2 {
+		return cfg, errors.New("-count, -turn and -rounds must be positive, -parallel at least 2")
 	}
 	return cfg, nil
 }
@@ -482,7 +490,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	}
 	ds = warm
 
-	fmt.Fprintf(out, "delivering as %s: %d round(s) of %d deliveries per deliverer, size and mode ...\n", res.User, cfg.Rounds, cfg.Count)
+	fmt.Fprintf(out, "delivering as %s: %d round(s) of %d deliveries per deliverer, size and mode, in turns of %d ...\n", res.User, cfg.Rounds, cfg.Count, cfg.Turn)
 	for _, size := range cfg.Sizes {
 		for _, par := range []int{1, cfg.Parallel} {
 			row, err := measureRow(cfg, ds, msgs[size], size, par)
@@ -502,14 +510,20 @@ func measureRow(cfg config, ds []*deliverer, msg string, size, par int) (Row, er
 		row.Cells = append(row.Cells, &Cell{Deliverer: d.Name})
 	}
 	for r := range cfg.Rounds {
-		rates := make([]float64, len(ds))
-		for k := range ds {
-			i := (k + r) % len(ds) // rotate the order every round
-			d := ds[i]
-			elapsed, err := d.batch(msg, cfg.Count, par)
-			if err != nil {
-				return row, err
+		elapsed := make([]time.Duration, len(ds))
+		for t, done := 0, 0; done < cfg.Count; t, done = t+1, done+cfg.Turn {
+			n := min(cfg.Turn, cfg.Count-done)
+			for k := range ds {
+				i := (k + r + t) % len(ds) // rotate the order every turn
+				e, err := ds[i].batch(msg, n, par)
+				if err != nil {
+					return row, err
+				}
+				elapsed[i] += e
 			}
+		}
+		rates := make([]float64, len(ds))
+		for i, d := range ds {
 			n, err := d.landed()
 			if err != nil {
 				return row, err
@@ -517,7 +531,7 @@ func measureRow(cfg config, ds []*deliverer, msg string, size, par int) (Row, er
 			if n != cfg.Count {
 				row.Cells[i].Missing += cfg.Count - n
 			}
-			rates[i] = float64(cfg.Count) / elapsed.Seconds()
+			rates[i] = float64(cfg.Count) / elapsed[i].Seconds()
 			row.Cells[i].Rates = append(row.Cells[i].Rates, rates[i])
 		}
 		for i, c := range row.Cells {
@@ -612,8 +626,8 @@ func modeName(par int) string {
 func printResult(out io.Writer, res *Result) {
 	cfg := res.Config
 	judged := !cfg.Quick
-	fmt.Fprintf(out, "\ndeliverbench: a new process per delivery, as %s; %d round(s) x %d deliveries per deliverer, size and mode; median deliveries/s (ratio to the floor, median of per-round ratios)\n",
-		res.User, cfg.Rounds, cfg.Count)
+	fmt.Fprintf(out, "\ndeliverbench: a new process per delivery, as %s; %d round(s) x %d deliveries per deliverer, size and mode, in interleaved turns of %d; median deliveries/s (ratio to the floor, median of per-round ratios)\n",
+		res.User, cfg.Rounds, cfg.Count, cfg.Turn)
 	for _, s := range res.Skipped {
 		fmt.Fprintf(out, "skipped %s\n", s)
 	}

@@ -115,7 +115,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || len(cfg.Sizes) != 2 || cfg.Sizes[1] != 2000 || cfg.Count != 3 {
 		t.Fatalf("got %+v, %v", cfg, err)
 	}
-	for _, bad := range [][]string{{"-sizes", "511"}, {"-count", "0"}, {"-parallel", "1"}, {"x"}} {
+	for _, bad := range [][]string{{"-sizes", "511"}, {"-count", "0"}, {"-turn", "0"}, {"-parallel", "1"}, {"x"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
