@@ -147,7 +147,7 @@ func (e Entry) Line() string {
 // Log writes the entry's line. Errors are ignored: logging never changes
 // a delivery's outcome.
 func (l *Logger) Log(e Entry) {
-	if l == nil {
+	if l == nil || l.dest == none {
 		return
 	}
 	line := e.Line()

@@ -13,8 +13,8 @@
 // The package does not import Go's net package: a process that starts for
 // one delivery then pays neither its initialization nor its network poller
 // (measured: about 0.1 ms less per mapdrop run). The connection is a
-// blocking socket whose system calls are bounded by the context's deadline
-// (socket timeouts) and woken by its cancellation (shutdown). Once the
+// blocking socket whose system calls are bounded by the lookup's deadline
+// (socket timeouts) and woken by the context's cancellation (shutdown). Once the
 // request is sent, the client shuts down its sending side: the server then
 // reads the end of the connection right after the request and closes its
 // end once it has replied, instead of waiting, and being woken again, for
@@ -82,11 +82,9 @@ func Lookup(ctx context.Context, deadline time.Time, a addr.Addr, mapName, key s
 	}
 	defer c.Close()
 	_, err = c.Write(netstring.Append(nil, payload))
-	if err == nil {
-		c.closeWrite()
-	}
 	var reply []byte
 	if err == nil {
+		c.closeWrite()
 		reply, err = netstring.NewReader(bufio.NewReader(c), socketmap.MaxSize).Read()
 	}
 	if err != nil {
