@@ -12,8 +12,11 @@
 //
 // Deliveries per second of a message of each -sizes byte count, run
 // sequentially and -parallel at a time, -count deliveries per deliverer,
-// size, mode and round, each a new process exec'd with stdin = the message
-// file and the mailbox owner's uid and gid. The deliverers, each writing into
+// size, mode and round, each a new process exec'd with the mailbox owner's
+// uid and gid and the message written into its stdin through a pipe, as
+// Postfix's pipe(8) and local(8) hand it over (a file as stdin would let a
+// Go io.Copy, the floor's, copy in the kernel with copy_file_range, which no
+// Postfix delivery allows). The deliverers, each writing into
 // its own Maildir (tmp/, new/, cur/ made beforehand, owned by the user):
 //
 //   - floor: bench/deliverbench/floorwriter, which only writes tmp/NAME,
@@ -150,14 +153,9 @@ type deliverer struct {
 }
 
 // deliver runs one delivery of the message file msg and waits for it.
-func (d *deliverer) deliver(msg string) error {
-	f, err := os.Open(msg)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func (d *deliverer) deliver(msg []byte) error {
 	cmd := exec.Command(d.argv[0], d.argv[1:]...)
-	cmd.Stdin = f
+	cmd.Stdin = bytes.NewReader(msg) // not an *os.File: exec makes a pipe and writes into it
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
@@ -173,7 +171,7 @@ func (d *deliverer) deliver(msg string) error {
 }
 
 // batch runs count deliveries, par at a time, and returns the elapsed time.
-func (d *deliverer) batch(msg string, count, par int) (time.Duration, error) {
+func (d *deliverer) batch(msg []byte, count, par int) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, par)
@@ -354,7 +352,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	} else if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	// The deliverers' user must reach binaries, socket, messages and home.
+	// The deliverers' user must reach binaries, socket and home.
 	if err := os.Chmod(base, 0o755); err != nil {
 		return nil, err
 	}
@@ -385,13 +383,9 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	if err := mkdirs(uid, gid, 0o755, home); err != nil {
 		return nil, err
 	}
-	msgs := map[int]string{}
+	msgs := map[int][]byte{}
 	for _, size := range cfg.Sizes {
-		p := filepath.Join(base, fmt.Sprintf("msg-%d", size))
-		if err := os.WriteFile(p, message(size), 0o644); err != nil {
-			return nil, err
-		}
-		msgs[size] = p
+		msgs[size] = message(size)
 	}
 
 	// mapdropd serving the userdb.
@@ -504,7 +498,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	return res, nil
 }
 
-func measureRow(cfg config, ds []*deliverer, msg string, size, par int) (Row, error) {
+func measureRow(cfg config, ds []*deliverer, msg []byte, size, par int) (Row, error) {
 	row := Row{Size: size, Parallel: par}
 	for _, d := range ds {
 		row.Cells = append(row.Cells, &Cell{Deliverer: d.Name})
