@@ -3,8 +3,6 @@ package client_test
 import (
 	"context"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -54,15 +52,7 @@ func TestSocketmapConcurrentUse(t *testing.T) {
 }
 
 func TestDeadServerIsTemporary(t *testing.T) {
-	// A port that was just free, and a socket path with nothing behind it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcpAddr := lookuptest.MustParse(t, "inet:"+ln.Addr().String())
-	ln.Close()
-	unixAddr := lookuptest.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))
-	for _, a := range []addr.Addr{tcpAddr, unixAddr} {
+	for _, a := range lookuptest.DeadAddrs(t) {
 		if _, err := client.Dial(lookuptest.Ctx(t), a); err == nil || failure.KindOf(err) != failure.Temporary {
 			t.Errorf("Dial(%s) error %v, want Temporary", a, err)
 		}

@@ -165,17 +165,7 @@ func TestBadRequestIsPermanent(t *testing.T) {
 // Nothing listening, at a port or a socket path, or a name that does not
 // resolve: Temporary, never "not found".
 func TestDeadServerIsTemporary(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcpAddr := lookuptest.MustParse(t, "inet:"+ln.Addr().String())
-	ln.Close()
-	for _, a := range []addr.Addr{
-		tcpAddr,
-		lookuptest.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock")),
-		lookuptest.MustParse(t, "inet:no-such-host.invalid:10027"),
-	} {
+	for _, a := range append(lookuptest.DeadAddrs(t), lookuptest.MustParse(t, "inet:no-such-host.invalid:10027")) {
 		_, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary || errors.Is(err, failure.ErrNotFound) {
 			t.Errorf("Lookup(%s) error %v, want Temporary", a, err)

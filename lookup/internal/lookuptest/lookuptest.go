@@ -87,6 +87,19 @@ func SocketmapAddr(t *testing.T, s *server.Server) addr.Addr {
 	return MustParse(t, "inet:"+addrs[len(addrs)-1].String())
 }
 
+// DeadAddrs returns addresses where nothing listens: a loopback port that
+// was free a moment ago, and a socket path with nothing behind it.
+func DeadAddrs(t *testing.T) []addr.Addr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := MustParse(t, "inet:"+ln.Addr().String())
+	ln.Close()
+	return []addr.Addr{tcp, MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))}
+}
+
 // Ctx is a context that ends with the test (or after 30 seconds).
 func Ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
