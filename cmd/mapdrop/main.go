@@ -8,7 +8,8 @@
 //
 // Options (each also as --name, and as -name=value):
 //
-//	-s ADDR           the mapdropd socketmap server, unix:/path or inet:host:port.
+//	-s ADDR           the mapdropd socketmap server, unix:/path or inet:host:port
+//	                  (a host name is resolved with getent ahosts; see lookup/oneshot).
 //	                  Default: env MAPDROP_SERVER, else unix:/run/mapdrop/mapdropd.sock.
 //	-delimiter CHARS  recipient delimiter characters, as Postfix's recipient_delimiter.
 //	                  Default: env MAPDROP_DELIMITER, else "+".
