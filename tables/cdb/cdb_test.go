@@ -65,6 +65,33 @@ func build(t testing.TB, pairs []pair) []byte {
 	return m.buf
 }
 
+// checkRecords looks every key of pairs up in data, which must find the
+// data of the key's first record, and each of absent(key) that is not a
+// key of pairs, which must not be found.
+func checkRecords(t testing.TB, data []byte, pairs []pair, absent func(key string) []string) {
+	t.Helper()
+	want := map[string]string{}
+	for _, p := range pairs {
+		if _, ok := want[p.k]; !ok {
+			want[p.k] = p.v
+		}
+	}
+	for k, v := range want {
+		got, ok := mustLookup(t, data, k)
+		if !ok || got != v {
+			t.Errorf("Lookup(%q) = %q, %v; want %q", k, got, ok, v)
+		}
+		for _, a := range absent(k) {
+			if _, ok := want[a]; ok {
+				continue
+			}
+			if got, ok := mustLookup(t, data, a); ok {
+				t.Errorf("Lookup(%q) found %q for an absent key", a, got)
+			}
+		}
+	}
+}
+
 func mustLookup(t testing.TB, data []byte, key string) (string, bool) {
 	t.Helper()
 	v, ok, err := cdb.Lookup(bytes.NewReader(data), []byte(key))
@@ -125,23 +152,7 @@ func TestRoundTrip(t *testing.T) {
 		pairs = append(pairs, pair{fmt.Sprintf("user%d@domain%d.example", i, i%13), fmt.Sprint(i)})
 	}
 	data := build(t, pairs)
-	want := map[string]string{}
-	for _, p := range pairs {
-		if _, ok := want[p.k]; !ok {
-			want[p.k] = p.v
-		}
-	}
-	for k, v := range want {
-		got, ok := mustLookup(t, data, k)
-		if !ok || got != v {
-			t.Errorf("Lookup(%q) = %q, %v; want %q", k, got, ok, v)
-		}
-		if _, ok := want[k+"x"]; !ok {
-			if got, ok := mustLookup(t, data, k+"x"); ok {
-				t.Errorf("Lookup(%q) found %q for an absent key", k+"x", got)
-			}
-		}
-	}
+	checkRecords(t, data, pairs, func(k string) []string { return []string{k + "x"} })
 	if got, _ := mustLookup(t, data, "dup"); got != "first" {
 		t.Errorf("duplicate key: got %q, want the first record", got)
 	}
