@@ -38,6 +38,20 @@ func entries(t *testing.T, dir string) []string {
 	return names
 }
 
+// openMaildir opens HOME/Maildir in a new temporary home, closed when the
+// test ends, and returns it and its path.
+func openMaildir(t *testing.T) (*Dir, string) {
+	t.Helper()
+	home := t.TempDir()
+	path := filepath.Join(home, "Maildir")
+	d, err := Open(home, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, path
+}
+
 func deliver(t *testing.T, d *Dir, msg []byte) string {
 	t.Helper()
 	dl, err := d.Create()
@@ -222,12 +236,7 @@ func TestSymlinkAboveHomeFollowed(t *testing.T) {
 // the real system calls: the message file is fsynced (with its full content
 // on disk) before it is renamed into new/, and new/ is fsynced after.
 func TestDurableOrder(t *testing.T) {
-	home := t.TempDir()
-	d, err := Open(home, filepath.Join(home, "Maildir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _ := openMaildir(t)
 	msg := bytes.Repeat([]byte("0123456789abcdef\n"), 10000)
 	var steps []string
 	describe := func(fd int) string {
@@ -267,13 +276,7 @@ func (d *Dir) dirOf(fd int) string {
 }
 
 func TestFsyncFailures(t *testing.T) {
-	home := t.TempDir()
-	path := filepath.Join(home, "Maildir")
-	d, err := Open(home, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, path := openMaildir(t)
 	oldFsync := sysFsync
 	t.Cleanup(func() { sysFsync = oldFsync })
 
@@ -313,13 +316,7 @@ func TestFsyncFailures(t *testing.T) {
 }
 
 func TestReadErrorLeavesNothing(t *testing.T) {
-	home := t.TempDir()
-	path := filepath.Join(home, "Maildir")
-	d, err := Open(home, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, path := openMaildir(t)
 	dl, err := d.Create()
 	if err != nil {
 		t.Fatal(err)
@@ -372,13 +369,7 @@ func TestUniqueNames(t *testing.T) {
 }
 
 func TestFolderSelection(t *testing.T) {
-	home := t.TempDir()
-	path := filepath.Join(home, "Maildir")
-	d, err := Open(home, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, path := openMaildir(t)
 	for _, f := range []string{".Work", ".Lists.Go", ".Both", ".both"} {
 		if err := os.Mkdir(filepath.Join(path, f), 0o700); err != nil {
 			t.Fatal(err)
