@@ -40,7 +40,6 @@
 package maildir
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +51,7 @@ import (
 
 	"github.com/emersion/go-maildir/maildirpp"
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/randtoken"
 	"golang.org/x/sys/unix"
 )
 
@@ -299,15 +299,13 @@ func newKey() (string, error) {
 	}
 	host = strings.ReplaceAll(host, "/", `\057`)
 	host = strings.ReplaceAll(host, ":", `\072`)
-	var rnd [8]byte
-	// getrandom(2) itself rather than crypto/rand, whose package
-	// initialisation costs a one-shot process more than the call.
-	if n, err := unix.Getrandom(rnd[:], 0); err != nil || n != len(rnd) {
-		return "", fmt.Errorf("getrandom: %d bytes, %v", n, err)
+	rnd, err := randtoken.New()
+	if err != nil {
+		return "", err
 	}
 	now := time.Now()
 	return fmt.Sprintf("%d.M%dP%dQ%dR%s.%s", now.Unix(), now.Nanosecond()/1000,
-		os.Getpid(), counter.Add(1), hex.EncodeToString(rnd[:]), host), nil
+		os.Getpid(), counter.Add(1), rnd, host), nil
 }
 
 // Delivery is one message being written into a Dir.

@@ -39,7 +39,6 @@ package quota
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +48,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/randtoken"
 	"golang.org/x/sys/unix"
 )
 
@@ -287,13 +287,11 @@ func Recalculate(root *os.File, lim Limits) (Usage, error) {
 }
 
 func tmpName() (string, error) {
-	var rnd [8]byte
-	// getrandom(2) itself rather than crypto/rand, whose package
-	// initialisation costs a one-shot process more than the call.
-	if n, err := unix.Getrandom(rnd[:], 0); err != nil || n != len(rnd) {
-		return "", fmt.Errorf("getrandom: %d bytes, %v", n, err)
+	rnd, err := randtoken.New()
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("%d.%d_%s.maildirsize", time.Now().Unix(), os.Getpid(), hex.EncodeToString(rnd[:])), nil
+	return fmt.Sprintf("%d.%d_%s.maildirsize", time.Now().Unix(), os.Getpid(), rnd), nil
 }
 
 // count adds up the messages as the package documentation describes. It
