@@ -8,7 +8,7 @@
 //     (package maildir);
 //  4. write the whole message from the input into tmp/ and fsync it;
 //  5. when the account has a quota, check it with the message's size
-//     (package quota); over quota, the file is removed;
+//     (package maildirsize); over quota, the file is removed;
 //  6. rename the file into new/ and fsync new/;
 //  7. append the message to maildirsize (when there is a quota);
 //  8. write one log line (package maillog).
@@ -20,7 +20,7 @@
 // Errors are failure kinds, and their text is the one line that mapdrop
 // prints on stderr for Postfix to quote. The extra decisions made here: over
 // quota is failure.Temporary ("mailbox full", Postfix retries) unless
-// Agent.RefuseOverQuota makes it failure.Refused; every other failure that
+// Agent.QuotaBounce makes it failure.Bounce; every other failure that
 // is not NotFound (unknown user) or CantCreate (a non-directory where the
 // home or the Maildir belongs) is Temporary. A missing home is created.
 package deliver
@@ -35,8 +35,8 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/account"
 	"github.com/mapdrop/mapdrop/deliver/creds"
 	"github.com/mapdrop/mapdrop/deliver/maildir"
+	"github.com/mapdrop/mapdrop/deliver/maildirsize"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
-	"github.com/mapdrop/mapdrop/deliver/quota"
 	"github.com/mapdrop/mapdrop/failure"
 )
 
@@ -44,9 +44,9 @@ import (
 type Agent struct {
 	// Resolver finds the recipient's account. Required.
 	Resolver *account.Resolver
-	// RefuseOverQuota makes over quota failure.Refused (exit 77, a bounce)
+	// QuotaBounce makes over quota failure.Bounce (exit 77, a bounce)
 	// instead of failure.Temporary (exit 75).
-	RefuseOverQuota bool
+	QuotaBounce bool
 	// Log receives one line per delivery; nil discards it.
 	Log *maillog.Logger
 	// Become switches to the mailbox owner; nil means creds.Become. Tests
@@ -111,12 +111,12 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 	if err != nil {
 		return failure.Wrap(failure.Temporary, err, "%s", user)
 	}
-	lim := quota.Limits{Bytes: acct.QuotaBytes, Messages: acct.QuotaMessages}
+	lim := acct.Quota
 	if lim.Enabled() {
-		if _, err := quota.Check(box.Root(), lim, size, time.Now()); err != nil {
+		if _, err := maildirsize.Check(box.Root(), lim, size, time.Now()); err != nil {
 			kind := failure.Temporary
-			if errors.Is(err, quota.ErrOverQuota) && a.RefuseOverQuota {
-				kind = failure.Refused
+			if errors.Is(err, maildirsize.ErrOverQuota) && a.QuotaBounce {
+				kind = failure.Bounce
 			}
 			return failure.Wrap(kind, err, "%s", user)
 		}
@@ -127,7 +127,7 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 	if lim.Enabled() {
 		// Delivered; a failure to count it only delays the quota until the
 		// next recalculation.
-		quota.Add(box.Root(), size, 1)
+		maildirsize.Add(box.Root(), size, 1)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func newFixture(t *testing.T, quota string) *fixture {
 	}
 	t.Cleanup(func() { log.Close() })
 	f.agent = &Agent{
-		Resolver: &account.Resolver{Lookup: func(ctx context.Context, key string) (string, error) {
+		Resolver: &account.Resolver{Delimiters: "+", Lookup: func(ctx context.Context, key string) (string, error) {
 			return st.Lookup("userdb", key)
 		}},
 		Log: log,
@@ -143,7 +143,7 @@ func TestDeliverFolder(t *testing.T) {
 func TestDeliverQuota(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		f := newFixture(t, "20S,5C")
-		f.agent.RefuseOverQuota = refuse
+		f.agent.QuotaBounce = refuse
 		if err := f.agent.Deliver(context.Background(), "u@d", "", strings.NewReader("0123456789")); err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestDeliverQuota(t *testing.T) {
 		err := f.agent.Deliver(context.Background(), "u@d", "", strings.NewReader("x"))
 		want := failure.Temporary
 		if refuse {
-			want = failure.Refused
+			want = failure.Bounce
 		}
 		if failure.KindOf(err) != want || !strings.HasPrefix(err.Error(), "u@d: mailbox full") {
 			t.Errorf("refuse=%v: over quota: %v (%v), want %v starting %q", refuse, err, failure.KindOf(err), want, "u@d: mailbox full")

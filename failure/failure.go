@@ -9,7 +9,10 @@
 //	NotFound    NOTFOUND   500        67 EX_NOUSER    "user unknown"
 //	Usage       -          -          64 EX_USAGE     bad command line
 //	CantCreate  -          -          73 EX_CANTCREAT a mailbox could not be created
-//	Refused     -          -          77 EX_NOPERM    delivery refused (e.g. over quota, by choice)
+//	Bounce      -          -          77 EX_NOPERM    delivery refused on purpose, so Postfix bounces
+//	                                                  (mailbox full with -quota-bounce)
+//	Invalid     -          -          65 EX_DATAERR   input data is malformed (a table that does not parse)
+//	NoInput     -          -          66 EX_NOINPUT   an input file is missing or unreadable
 //
 // What Postfix makes of them differs by edge. A TEMP or PERM table answer
 // makes Postfix defer ("temporary lookup failure"); only NOTFOUND means the
@@ -21,6 +24,10 @@
 //
 // An error that carries no kind is Temporary: mail whose failure is not
 // understood stays queued.
+//
+// A command that answers a lookup, as postmap -q does, exits 0 when the key
+// was found and 1 when it was not (LookupExitCode); every other status of
+// mapdrop and mapdropd is ExitCode of the failure, 0 on success.
 package failure
 
 import (
@@ -39,7 +46,9 @@ const (
 	NotFound
 	Usage
 	CantCreate
-	Refused
+	Bounce
+	Invalid
+	NoInput
 )
 
 // String names the kind in lower case, as used in log lines.
@@ -55,8 +64,12 @@ func (k Kind) String() string {
 		return "usage"
 	case CantCreate:
 		return "cantcreate"
-	case Refused:
-		return "refused"
+	case Bounce:
+		return "bounce"
+	case Invalid:
+		return "invalid"
+	case NoInput:
+		return "noinput"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -72,8 +85,12 @@ func (k Kind) ExitCode() int {
 		return 64
 	case CantCreate:
 		return 73
-	case Refused:
+	case Bounce:
 		return 77
+	case Invalid:
+		return 65
+	case NoInput:
+		return 66
 	}
 	return 75
 }
@@ -148,4 +165,17 @@ func ExitCode(err error) int {
 		return 0
 	}
 	return KindOf(err).ExitCode()
+}
+
+// ExitNotFound is LookupExitCode's status for a key that is not there, as
+// postmap -q exits.
+const ExitNotFound = 1
+
+// LookupExitCode is ExitCode for a command that answers a lookup: 0 for nil,
+// ExitNotFound for NotFound, ExitCode otherwise.
+func LookupExitCode(err error) int {
+	if err != nil && KindOf(err) == NotFound {
+		return ExitNotFound
+	}
+	return ExitCode(err)
 }

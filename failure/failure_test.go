@@ -20,7 +20,9 @@ func TestExitCodes(t *testing.T) {
 		{New(NotFound, "user1: user unknown"), 67},
 		{New(Usage, "-d missing"), 64},
 		{New(CantCreate, "mkdir"), 73},
-		{New(Refused, "mailbox full"), 77},
+		{New(Bounce, "mailbox full"), 77},
+		{New(Invalid, "t:1: expected format"), 65},
+		{New(NoInput, "no such file"), 66},
 		{fmt.Errorf("outer: %w", Perm("inner")), 78},
 		{Wrap(CantCreate, os.ErrPermission, "create %s", "/x"), 73},
 	}
@@ -44,5 +46,19 @@ func TestNotFoundIs(t *testing.T) {
 	w := Wrap(CantCreate, os.ErrPermission, "create %s", "/m")
 	if w.Error() != "create /m: permission denied" || !errors.Is(w, os.ErrPermission) {
 		t.Errorf("Wrap = %q", w)
+	}
+}
+
+func TestLookupExitCode(t *testing.T) {
+	for err, want := range map[error]int{
+		nil:                            0,
+		ErrNotFound:                    ExitNotFound,
+		Temp("down"):                   75,
+		Perm("unknown map x"):          78,
+		New(Usage, "missing argument"): 64,
+	} {
+		if got := LookupExitCode(err); got != want {
+			t.Errorf("LookupExitCode(%v) = %d, want %d", err, got, want)
+		}
 	}
 }

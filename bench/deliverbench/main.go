@@ -68,8 +68,8 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/bench/internal/benchkit"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // config is the command line.
@@ -563,7 +563,7 @@ func startMapdropd(bin, tables, sock, logPath string) (stop func(), err error) {
 			<-exited
 		}
 	}
-	a := addr.Addr{Network: "unix", Address: sock}
+	a := sockaddr.Addr{Network: "unix", Address: sock}
 	var last error
 	for range 2000 {
 		select {

@@ -18,9 +18,9 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/roottest"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
@@ -132,7 +132,7 @@ func (w *world) startDaemon(tables string) {
 			<-done
 		}
 	})
-	a, _ := addr.Parse(w.sock)
+	a, _ := sockaddr.Parse(w.sock)
 	for range 200 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := oneshot.Lookup(ctx, time.Time{}, a, "userdb", "ready.probe")
@@ -158,10 +158,10 @@ func (w *world) startInProcess(es []mapfile.Entry) {
 	if err := st.Replace("userdb", store.Exact, es); err != nil {
 		t.Fatal(err)
 	}
-	srv := &server.Server{Resolver: server.ResolverFunc(func(ctx context.Context, m, k string) (string, error) {
+	srv := &server.Server{Tables: server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 		return st.Lookup(m, k)
 	})}
-	a, _ := addr.Parse(w.sock)
+	a, _ := sockaddr.Parse(w.sock)
 	if err := srv.ListenSocketmap(a, server.UnixOptions{Mode: 0o666}); err != nil {
 		t.Fatal(err)
 	}

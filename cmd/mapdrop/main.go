@@ -4,15 +4,18 @@
 //
 // Usage:
 //
-//	mapdrop [-s ADDR] [-delimiter CHARS] [-quota-bounce] -d USER [EXTENSION [ARG...]]
+//	mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] -d USER [EXTENSION [ARG...]]
 //
 // Options (each also as --name, and as -name=value):
 //
 //	-s ADDR           the mapdropd socketmap server, unix:/path or inet:host:port
 //	                  (a host name is resolved with getent ahosts; see lookup/oneshot).
 //	                  Default: env MAPDROP_SERVER, else unix:/run/mapdrop/mapdropd.sock.
-//	-delimiter CHARS  recipient delimiter characters, as Postfix's recipient_delimiter.
-//	                  Default: env MAPDROP_DELIMITER, else "+".
+//	-recipient-delimiter CHARS
+//	                  the characters that start an address extension, as Postfix's
+//	                  recipient_delimiter (and mapdropd serve -recipient-delimiter).
+//	                  Default: env MAPDROP_RECIPIENT_DELIMITER, else "+". The older
+//	                  spellings -delimiter and MAPDROP_DELIMITER are still accepted.
 //	-quota-bounce     over quota, exit 77 (Postfix bounces) instead of 75 (Postfix
 //	                  retries, the default). maildrop has no such option; the name
 //	                  says what it does.
@@ -36,16 +39,20 @@
 // stderr, which Postfix quotes in the bounce or defer reason:
 //
 //	0   delivered (written, fsynced, renamed into new/, new/ fsynced)
-//	64  usage: bad command line (missing -d, unknown option, bad -s or -delimiter)
+//	64  usage: bad command line (missing -d, unknown option, bad -s or
+//	    -recipient-delimiter)
 //	67  the user is in neither userdb nor (for a name without "@") passwd
 //	73  the mailbox cannot be created: a file is where the home or a
 //	    directory of the Maildir belongs (a missing home is created)
 //	75  temporary: lookup server unreachable, slow, TEMP or PERM reply,
 //	    invalid userdb entry, uid/gid 0, wrong identity, symlink in the
 //	    mailbox path, full disk, mailbox full (by default), read error on
-//	    stdin, and anything not understood, including a crash
+//	    stdin, an invalid MAPDROP_SERVER or MAPDROP_RECIPIENT_DELIMITER in
+//	    the environment (an administrator's mistake: the mail stays queued
+//	    until it is fixed), and anything not understood, including a crash
 //	77  mailbox full, with -quota-bounce
-//	78  configuration: env MAPDROP_SERVER or MAPDROP_DELIMITER is invalid
+//
+// Every status comes from package failure.
 //
 // One log line per delivery goes to syslog (facility mail) when /dev/log
 // exists, or to the file named by env MAPDROP_LOG_FILE; never to stderr.
@@ -66,17 +73,16 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/account"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
+	"github.com/mapdrop/mapdrop/format/address"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
-	"github.com/mapdrop/mapdrop/tables/address"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 const (
-	defaultServer = "unix:/run/mapdrop/mapdropd.sock"
-	userdbMap     = "userdb"
+	userdbMap = "userdb"
 	// lookupTimeout bounds all userdb lookups of one delivery.
 	lookupTimeout = 30 * time.Second
-	usageLine     = "usage: mapdrop [-s ADDR] [-delimiter CHARS] [-quota-bounce] -d USER [EXTENSION [ARG...]]"
+	usageLine     = "usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] -d USER [EXTENSION [ARG...]]"
 )
 
 func main() {
@@ -109,11 +115,11 @@ func oneLine(s string) string {
 
 // options are the parsed command line.
 type options struct {
-	server     string
-	delimiters string
-	bounce     bool
-	user       string
-	ext        string
+	server      string
+	delimiters  string
+	quotaBounce bool
+	user        string
+	ext         string
 }
 
 func usageErr(format string, args ...any) error {
@@ -132,7 +138,7 @@ func parse(args []string) (options, error) {
 		}
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
 		switch name {
-		case "s", "d", "delimiter":
+		case "s", "d", "recipient-delimiter", "delimiter":
 			if !hasValue {
 				if i+1 >= len(args) {
 					return o, usageErr("option -%s needs a value", name)
@@ -146,9 +152,9 @@ func parse(args []string) (options, error) {
 				if err != nil {
 					return o, usageErr("bad value %q for -quota-bounce", value)
 				}
-				o.bounce = b
+				o.quotaBounce = b
 			} else {
-				o.bounce = true
+				o.quotaBounce = true
 			}
 			continue
 		default:
@@ -157,7 +163,7 @@ func parse(args []string) (options, error) {
 		switch name {
 		case "s":
 			o.server, haveS = value, true
-		case "delimiter":
+		case "recipient-delimiter", "delimiter":
 			o.delimiters, haveDelim = value, true
 		case "d":
 			o.user, haveD = value, true
@@ -175,24 +181,24 @@ func parse(args []string) (options, error) {
 		o.ext = rest[0]
 	}
 	if haveS {
-		if _, err := addr.Parse(o.server); err != nil {
+		if _, err := sockaddr.Parse(o.server); err != nil {
 			return o, usageErr("-s: %v", err)
 		}
 	} else if env := os.Getenv("MAPDROP_SERVER"); env != "" {
-		if _, err := addr.Parse(env); err != nil {
-			return o, failure.New(failure.Permanent, "env MAPDROP_SERVER: %v", err)
+		if _, err := sockaddr.Parse(env); err != nil {
+			return o, failure.New(failure.Temporary, "env MAPDROP_SERVER: %v", err)
 		}
 		o.server = env
 	} else {
-		o.server = defaultServer
+		o.server = sockaddr.DefaultServer
 	}
 	if haveDelim {
-		if err := checkDelimiters(o.delimiters); err != nil {
-			return o, usageErr("-delimiter: %v", err)
+		if err := address.CheckDelimiters(o.delimiters); err != nil {
+			return o, usageErr("-recipient-delimiter: %v", err)
 		}
-	} else if env, ok := os.LookupEnv("MAPDROP_DELIMITER"); ok {
-		if err := checkDelimiters(env); err != nil {
-			return o, failure.New(failure.Permanent, "env MAPDROP_DELIMITER: %v", err)
+	} else if name, env, ok := delimiterEnv(); ok {
+		if err := address.CheckDelimiters(env); err != nil {
+			return o, failure.New(failure.Temporary, "env %s: %v", name, err)
 		}
 		o.delimiters = env
 	} else {
@@ -201,13 +207,15 @@ func parse(args []string) (options, error) {
 	return o, nil
 }
 
-// checkDelimiters accepts what Postfix accepts in recipient_delimiter:
-// printable characters other than "@" and white space.
-func checkDelimiters(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty delimiter set")
+// delimiterEnv returns the recipient delimiter set in the environment, under
+// its name or the older MAPDROP_DELIMITER.
+func delimiterEnv() (name, value string, ok bool) {
+	for _, name := range []string{"MAPDROP_RECIPIENT_DELIMITER", "MAPDROP_DELIMITER"} {
+		if v, ok := os.LookupEnv(name); ok {
+			return name, v, true
+		}
 	}
-	return address.CheckDelimiters(s)
+	return "", "", false
 }
 
 func run(args []string, stdin io.Reader, log *maillog.Logger) error {
@@ -216,7 +224,7 @@ func run(args []string, stdin io.Reader, log *maillog.Logger) error {
 		log.Log(maillog.Entry{User: o.user, Exit: failure.ExitCode(err), Reason: err.Error()})
 		return err
 	}
-	server, _ := addr.Parse(o.server) // checked by parse
+	server, _ := sockaddr.Parse(o.server) // checked by parse
 	ctx := context.Background()
 	// A deadline, not a context timeout: see oneshot.Lookup.
 	lookupDeadline := time.Now().Add(lookupTimeout)
@@ -227,8 +235,8 @@ func run(args []string, stdin io.Reader, log *maillog.Logger) error {
 				return oneshot.Lookup(ctx, lookupDeadline, server, userdbMap, key)
 			},
 		},
-		RefuseOverQuota: o.bounce,
-		Log:             log,
+		QuotaBounce: o.quotaBounce,
+		Log:         log,
 	}
 	return agent.Deliver(ctx, o.user, o.ext, stdin)
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // TestExportDifferential: for every entry of a generated table, Postfix
@@ -99,7 +99,7 @@ func TestConcurrentClientsDuringReloads(t *testing.T) {
 	writeGen(0)
 	d := startDaemon(t, dir)
 	waitAnswer(t, d, "virtual_alias", "key0@some.domain", "gen0000")
-	a, err := addr.Parse(d.sock)
+	a, err := sockaddr.Parse(d.sock)
 	if err != nil {
 		t.Fatal(err)
 	}

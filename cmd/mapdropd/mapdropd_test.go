@@ -336,8 +336,11 @@ func TestCheck(t *testing.T) {
 		"userdb":          "u@x uid=0|gid=5000|home=/var/vmail/u\n",
 	})
 	code, out, _ = mapdropd(t, "", "check", bad)
-	if code != 1 {
-		t.Errorf("check on broken tables: exit %d, want 1", code)
+	if code != 65 {
+		t.Errorf("check on broken tables: exit %d, want 65 (EX_DATAERR)", code)
+	}
+	if code, _, _ := mapdropd(t, "", "check", bad, filepath.Join(bad, "missing")); code != 66 {
+		t.Errorf("check with a missing path: exit %d, want 66 (EX_NOINPUT)", code)
 	}
 	for _, want := range []string{filepath.Join(bad, "virtual_mailbox") + ":3:", filepath.Join(bad, "userdb") + ":1:"} {
 		if !strings.Contains(out, want) {

@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/server"
-	"github.com/mapdrop/mapdrop/tables/mapfile"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/tables/reload"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
@@ -43,7 +42,7 @@ func (tf *tableFlags) register(fs *flag.FlagSet) {
 
 // config turns the flags into a reload.Config (without logger or hook).
 func (tf *tableFlags) config() (reload.Config, error) {
-	cfg := reload.Config{Dir: tf.dir, Maps: map[string]string{}, Kinds: map[string]store.Kind{}}
+	cfg := reload.Config{Dir: tf.dir, Maps: map[string]string{}, Matches: map[string]store.Match{}}
 	if tf.dir == "" && len(tf.maps) == 0 {
 		return cfg, failure.New(failure.Usage, "-tables DIR (or at least one -map NAME=PATH) is required")
 	}
@@ -55,38 +54,15 @@ func (tf *tableFlags) config() (reload.Config, error) {
 		cfg.Maps[name] = path
 	}
 	for _, n := range splitList(tf.addressMaps) {
-		cfg.Kinds[n] = store.Address
+		cfg.Matches[n] = store.Address
 	}
 	for _, n := range splitList(tf.exactMaps) {
-		if _, dup := cfg.Kinds[n]; dup {
+		if _, dup := cfg.Matches[n]; dup {
 			return cfg, failure.New(failure.Usage, "map %s is in both -address-maps and -exact-maps", n)
 		}
-		cfg.Kinds[n] = store.Exact
+		cfg.Matches[n] = store.Exact
 	}
 	return cfg, nil
-}
-
-// exportHook returns the reload hook that writes the chosen maps as cdb
-// files into dir, or nil when dir is empty.
-func (tf *tableFlags) exportHook(dir string, log *slog.Logger) func(string, []mapfile.Entry) {
-	if dir == "" {
-		return nil
-	}
-	want := map[string]bool{}
-	for _, n := range splitList(tf.exportMaps) {
-		want[n] = true
-	}
-	return func(name string, entries []mapfile.Entry) {
-		if !want[name] {
-			return
-		}
-		start := time.Now()
-		if err := snapshot(dir, name, entries); err != nil {
-			log.Error("export failed; the previous snapshot stays", "map", name, "dir", dir, "err", err)
-			return
-		}
-		log.Info("exported", "map", name, "file", dir+"/"+name+".cdb", "entries", len(entries), "duration", time.Since(start).Round(time.Microsecond))
-	}
 }
 
 func serve(args []string) int {
@@ -94,7 +70,7 @@ func serve(args []string) int {
 	var tf tableFlags
 	tf.register(fs)
 	var socketmaps, tcps multiFlag
-	fs.Var(&socketmaps, "socketmap", "socketmap listener, unix:/path or inet:host:port (repeatable; default "+defaultSocket+")")
+	fs.Var(&socketmaps, "socketmap", "socketmap listener, unix:/path or inet:host:port (repeatable; default "+sockaddr.DefaultServer+")")
 	fs.Var(&tcps, "tcp", "NAME=HOST:PORT: serve map NAME over tcp_table on HOST:PORT (repeatable)")
 	mode := fs.String("socket-mode", "0660", "file mode of unix sockets")
 	group := fs.String("socket-group", "", "group (name or gid) of unix sockets, e.g. postfix")
@@ -104,11 +80,11 @@ func serve(args []string) int {
 	idle := fs.Duration("idle-timeout", 0, "close a connection idle this long (0: the server's default, longer than Postfix's 10s)")
 	reqTimeout := fs.Duration("request-timeout", 0, "deadline for one request once it starts (0: the server's default)")
 	if err := fs.Parse(args); err != nil {
-		return 64
+		return failure.Usage.ExitCode()
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "mapdropd serve: unexpected argument %q\n", fs.Arg(0))
-		return 64
+		return failure.Usage.ExitCode()
 	}
 	log := newLogger(*level)
 	cfg, err := tf.config()
@@ -121,7 +97,7 @@ func serve(args []string) int {
 	}
 	unixOpts := server.UnixOptions{Mode: os.FileMode(fileMode), Group: *group}
 	if len(socketmaps) == 0 && len(tcps) == 0 {
-		socketmaps = multiFlag{defaultSocket}
+		socketmaps = multiFlag{sockaddr.DefaultServer}
 	}
 
 	st, err := store.New(tf.delimiter)
@@ -146,7 +122,7 @@ func serve(args []string) int {
 	}
 
 	srv := &server.Server{
-		Resolver: server.ResolverFunc(func(_ context.Context, m, k string) (string, error) {
+		Tables: server.TablesFunc(func(_ context.Context, m, k string) (string, error) {
 			return st.Lookup(m, k)
 		}),
 		Logger:         log,
@@ -155,7 +131,7 @@ func serve(args []string) int {
 		RequestTimeout: *reqTimeout,
 	}
 	for _, s := range socketmaps {
-		a, err := addr.Parse(s)
+		a, err := sockaddr.Parse(s)
 		if err != nil {
 			return fail(log, failure.Wrap(failure.Usage, err, "-socketmap"))
 		}
@@ -171,7 +147,7 @@ func serve(args []string) int {
 		if !ok || name == "" {
 			return fail(log, failure.New(failure.Usage, "-tcp %q: want NAME=HOST:PORT", t))
 		}
-		a, err := addr.Parse(hp)
+		a, err := sockaddr.Parse(hp)
 		if err != nil {
 			return fail(log, failure.Wrap(failure.Usage, err, "-tcp"))
 		}
@@ -211,8 +187,7 @@ func serve(args []string) int {
 			err := srv.Shutdown(sctx)
 			scancel()
 			if err != nil {
-				log.Error("shutdown", "err", err)
-				return 75
+				return fail(log, failure.Wrap(failure.Temporary, err, "shutdown"))
 			}
 			return 0
 		}
@@ -222,7 +197,7 @@ func serve(args []string) int {
 // socketDir creates the directory of a unix socket when it is missing
 // (such as /run/mapdrop after a reboot), mode 0755 so that Postfix's
 // processes and the delivery agent can reach the socket inside.
-func socketDir(a addr.Addr) error {
+func socketDir(a sockaddr.Addr) error {
 	if a.Network != "unix" {
 		return nil
 	}

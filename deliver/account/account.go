@@ -3,7 +3,7 @@
 //
 // # Resolution order for "mapdrop -d NAME [EXTENSION]"
 //
-//  1. userdb is asked for NAME, case-folded (tables/mapfile.FoldKey). Found:
+//  1. userdb is asked for NAME, case-folded (tables/key.Fold). Found:
 //     that entry, with EXTENSION.
 //  2. Not found, and NAME's local part (before the last "@", or all of it)
 //     contains a recipient delimiter character after its first character:
@@ -11,8 +11,8 @@
 //     "user@dom"), and userdb is asked for that. Found: that entry, with
 //     EXTENSION when one was given, else the cut-off part ("work").
 //     Delimiters are a set of characters, as Postfix's recipient_delimiter
-//     is; the default is "+". Split lists the local parts that are never
-//     cut, as in Postfix.
+//     is (Resolver.Delimiters; none: this step never applies). Package
+//     format/address lists the local parts that are never cut, as in Postfix.
 //  3. Not found, and NAME has no "@": the passwd account NAME (as given, not
 //     folded), then the account named by the cut local part. Found: its
 //     uid, gid and home directory, Maildir HOME/Maildir/, no quota.
@@ -29,29 +29,27 @@ package account
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/tables/address"
-	"github.com/mapdrop/mapdrop/tables/mapfile"
-	"github.com/mapdrop/mapdrop/tables/userdb"
+	"github.com/mapdrop/mapdrop/format/address"
+	"github.com/mapdrop/mapdrop/format/key"
+	"github.com/mapdrop/mapdrop/format/quota"
+	"github.com/mapdrop/mapdrop/format/userdb"
 )
 
 // Account is a resolved mailbox owner.
 type Account struct {
-	Name          string // the userdb key or passwd name that matched
-	Source        string // "userdb" or "passwd"
-	UID, GID      uint32
-	Home          string
-	Maildir       string // absolute, ends in "/"
-	QuotaBytes    int64  // 0: no limit
-	QuotaMessages int64  // 0: no limit
-	Extension     string // address extension, "" for none
+	Name      string // the userdb key or passwd name that matched
+	Source    string // "userdb" or "passwd"
+	UID, GID  uint32
+	Home      string
+	Maildir   string       // absolute, ends in "/"
+	Quota     quota.Limits // zero: no limit
+	Extension string       // address extension, "" for none
 }
 
 // LookupFunc asks the userdb map for key. A key that is not there is
@@ -62,41 +60,20 @@ type LookupFunc func(ctx context.Context, key string) (string, error)
 // required.
 type Resolver struct {
 	Lookup     LookupFunc
-	Delimiters string // recipient delimiter characters; "" means "+"
+	Delimiters string // recipient_delimiter characters; "" means none
 	// System looks up a passwd account; nil means SystemLookup.
 	System func(name string) (*user.User, error)
-}
-
-// Split cuts an address's local part where its extension starts, by the
-// rules of package address (Postfix's split_addr): "user+ext@dom" →
-// "user@dom", "ext", true; an address that is not to be cut comes back
-// whole with ok false.
-func Split(full, delims string) (base, ext string, ok bool) {
-	local, domain := full, ""
-	if i := strings.LastIndexByte(full, '@'); i >= 0 {
-		local, domain = full[:i], full[i:]
-	}
-	i := address.ExtensionAt(local, delims)
-	if i < 0 {
-		return full, "", false
-	}
-	_, size := utf8.DecodeRuneInString(local[i:])
-	return local[:i] + domain, local[i+size:], true
 }
 
 // Resolve finds the account for name, as the package documentation
 // describes. ext is the extension given on the command line ("" for none).
 func (r *Resolver) Resolve(ctx context.Context, name, ext string) (Account, error) {
-	delims := r.Delimiters
-	if delims == "" {
-		delims = "+"
-	}
-	key := mapfile.FoldKey(name)
+	key := key.Fold(name)
 	a, found, err := r.fromUserdb(ctx, key, ext)
 	if err != nil || found {
 		return a, err
 	}
-	base, cut, split := Split(key, delims)
+	base, cut, split := address.Split(key, r.Delimiters)
 	if split {
 		a, found, err := r.fromUserdb(ctx, base, orDefault(ext, cut))
 		if err != nil || found {
@@ -108,7 +85,7 @@ func (r *Resolver) Resolve(ctx context.Context, name, ext string) (Account, erro
 		if err != nil || found {
 			return a, err
 		}
-		if base, cut, split := Split(name, delims); split {
+		if base, cut, split := address.Split(name, r.Delimiters); split {
 			a, found, err := r.fromPasswd(base, orDefault(ext, cut))
 			if err != nil || found {
 				return a, err
@@ -140,7 +117,7 @@ func (r *Resolver) fromUserdb(ctx context.Context, key, ext string) (Account, bo
 	return Account{
 		Name: key, Source: "userdb",
 		UID: u.UID, GID: u.GID, Home: u.Home, Maildir: u.Maildir,
-		QuotaBytes: u.QuotaBytes, QuotaMessages: u.QuotaMessages,
+		Quota:     u.Quota,
 		Extension: ext,
 	}, true, nil
 }
@@ -173,9 +150,4 @@ func (r *Resolver) fromPasswd(name, ext string) (Account, bool, error) {
 		Maildir:   filepath.Join(home, "Maildir") + "/",
 		Extension: ext,
 	}, true, nil
-}
-
-// String describes the account for log lines.
-func (a Account) String() string {
-	return fmt.Sprintf("%s %s uid=%d gid=%d maildir=%s", a.Source, a.Name, a.UID, a.GID, a.Maildir)
 }

@@ -6,9 +6,9 @@ import (
 	"os/user"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/format/quota"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
@@ -29,7 +29,7 @@ func resolver(t *testing.T, entries map[string]string) (*Resolver, *[]string) {
 		t.Fatal(err)
 	}
 	var asked []string
-	return &Resolver{Lookup: func(ctx context.Context, key string) (string, error) {
+	return &Resolver{Delimiters: "+", Lookup: func(ctx context.Context, key string) (string, error) {
 		asked = append(asked, key)
 		return st.Lookup("userdb", key)
 	}}, &asked
@@ -69,7 +69,7 @@ func TestResolveUserdb(t *testing.T) {
 			continue
 		}
 		if a.Source != "userdb" || a.Name != c.key || a.Extension != c.wantExt || a.UID != c.wantUID ||
-			a.Maildir != c.maildir || a.QuotaBytes != c.qbytes || a.QuotaMessages != c.qcount {
+			a.Maildir != c.maildir || a.Quota != (quota.Limits{Bytes: c.qbytes, Messages: c.qcount}) {
 			t.Errorf("Resolve(%q, %q) = %+v", c.name, c.ext, a)
 		}
 		if got := strings.Join(*asked, " "); got != c.asked {
@@ -112,7 +112,7 @@ func TestResolvePasswd(t *testing.T) {
 		}
 		if a.Source != "passwd" || a.Name != "nobody" || a.Home != nobody.HomeDir ||
 			a.Maildir != strings.TrimSuffix(nobody.HomeDir, "/")+"/Maildir/" || a.Extension != c.wantExt ||
-			a.QuotaBytes != 0 || a.QuotaMessages != 0 {
+			a.Quota.Enabled() {
 			t.Errorf("Resolve(%q, %q) = %+v", c.name, c.ext, a)
 		}
 	}
@@ -144,7 +144,7 @@ func TestLookupFailuresAreTemporary(t *testing.T) {
 	}
 	// A failure on the second (cut) lookup is temporary too.
 	calls := 0
-	r := &Resolver{Lookup: func(context.Context, string) (string, error) {
+	r := &Resolver{Delimiters: "+", Lookup: func(context.Context, string) (string, error) {
 		calls++
 		if calls == 1 {
 			return "", failure.ErrNotFound
@@ -177,71 +177,4 @@ func TestInvalidUserdbEntry(t *testing.T) {
 	if failure.KindOf(err) != failure.Temporary || !strings.Contains(err.Error(), "userdb entry for broken@some.domain is invalid") {
 		t.Errorf("Resolve = %v", err)
 	}
-}
-
-func TestSplit(t *testing.T) {
-	for _, c := range []struct {
-		in, delims, base, ext string
-		ok                    bool
-	}{
-		{"user+ext@dom", "+", "user@dom", "ext", true},
-		{"user+a+b@dom", "+", "user@dom", "a+b", true},
-		{"user-ext@dom", "+-", "user@dom", "ext", true},
-		{"user+@dom", "+", "user@dom", "", true},
-		{"+ext@dom", "+", "+ext@dom", "", false},
-		{"user@dom", "+", "user@dom", "", false},
-		{"user+ext", "+", "user", "ext", true},
-		{"a@b+c@dom", "+", "a@b@dom", "c", true},
-		{"user+ext@dom", "", "user+ext@dom", "", false},
-		{"postmaster+x@dom", "+", "postmaster+x@dom", "", true},
-		{"postmaster@dom", "+", "postmaster@dom", "", false},
-		{"owner-list@dom", "-", "owner-list@dom", "", false},
-		{"list-request@dom", "-", "list-request@dom", "", false},
-		{"list-request@dom", "+", "list-request@dom", "", false},
-	} {
-		base, ext, ok := Split(c.in, c.delims)
-		if c.in == "postmaster+x@dom" {
-			// "postmaster+x" is not "postmaster": it is cut.
-			c.base, c.ext = "postmaster@dom", "x"
-		}
-		if base != c.base || ext != c.ext || ok != c.ok {
-			t.Errorf("Split(%q, %q) = %q, %q, %v; want %q, %q, %v", c.in, c.delims, base, ext, ok, c.base, c.ext, c.ok)
-		}
-	}
-}
-
-func FuzzSplit(f *testing.F) {
-	f.Fuzz(func(t *testing.T, addr, delims string) {
-		base, ext, ok := Split(addr, delims)
-		if !ok {
-			if base != addr || ext != "" {
-				t.Fatalf("Split(%q, %q) = %q, %q without a cut", addr, delims, base, ext)
-			}
-			return
-		}
-		// The cut is reversible: base's local part, a delimiter and ext give
-		// back addr's local part; the domain is unchanged.
-		i := strings.LastIndexByte(addr, '@')
-		domain := ""
-		if i >= 0 {
-			domain = addr[i:]
-		}
-		if !strings.HasSuffix(base, domain) {
-			t.Fatalf("Split(%q) = %q: domain lost", addr, base)
-		}
-		local := strings.TrimSuffix(base, domain)
-		if local == "" {
-			t.Fatalf("Split(%q, %q): empty base local part", addr, delims)
-		}
-		for _, r := range local {
-			if r != utf8.RuneError && strings.ContainsRune(delims, r) {
-				t.Fatalf("Split(%q, %q): base local part %q holds a delimiter", addr, delims, local)
-			}
-		}
-		rest := strings.TrimSuffix(addr, domain)[len(local):]
-		r, size := utf8.DecodeRuneInString(rest)
-		if r == utf8.RuneError || !strings.ContainsRune(delims, r) || rest[size:] != ext {
-			t.Fatalf("Split(%q, %q) = %q, %q: not a cut at a delimiter", addr, delims, base, ext)
-		}
-	})
 }

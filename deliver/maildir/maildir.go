@@ -50,9 +50,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-maildir/maildirpp"
+	"golang.org/x/sys/unix"
+
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/randtoken"
-	"golang.org/x/sys/unix"
 )
 
 // The system calls of the durable write path. Tests replace them with

@@ -11,8 +11,9 @@ import (
 	"testing/iotest"
 
 	gomaildir "github.com/emersion/go-maildir"
-	"github.com/mapdrop/mapdrop/failure"
 	"golang.org/x/sys/unix"
+
+	"github.com/mapdrop/mapdrop/failure"
 )
 
 func wantKind(t *testing.T, err error, kind failure.Kind) {

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mapdrop/mapdrop/failure"
 )
 
 // EnvFile names the environment variable that redirects the line to a file.
@@ -107,7 +109,7 @@ func (e Entry) Status() string {
 	switch e.Exit {
 	case 0:
 		return "sent"
-	case 75:
+	case failure.Temporary.ExitCode():
 		return "deferred"
 	}
 	return "bounced"

@@ -27,9 +27,9 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/netstring"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/lookup/socketmap"
 	"github.com/mapdrop/mapdrop/lookup/tcptable"
 )
@@ -43,7 +43,7 @@ const DefaultTimeout = oneshot.DefaultTimeout
 // has closed the connection (for example after its idle timeout), the next
 // Lookup dials again.
 type Socketmap struct {
-	addr addr.Addr
+	addr sockaddr.Addr
 
 	mu  sync.Mutex
 	nc  net.Conn // nil when not connected
@@ -60,7 +60,7 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, DefaultTimeout)
 }
 
-func dial(ctx context.Context, a addr.Addr) (net.Conn, error) {
+func dial(ctx context.Context, a sockaddr.Addr) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, a.Network, a.Address)
 	if err != nil {
@@ -70,7 +70,7 @@ func dial(ctx context.Context, a addr.Addr) (net.Conn, error) {
 }
 
 // Dial connects to the socketmap server at a. Errors are Temporary.
-func Dial(ctx context.Context, a addr.Addr) (*Socketmap, error) {
+func Dial(ctx context.Context, a sockaddr.Addr) (*Socketmap, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	c := &Socketmap{addr: a}
@@ -170,7 +170,7 @@ func (c *Socketmap) Close() error {
 
 // TCPLookup dials the tcp_table server at a, asks for key and closes the
 // connection. A reply line over tcptable.MaxLine bytes is Temporary.
-func TCPLookup(ctx context.Context, a addr.Addr, key string) (string, error) {
+func TCPLookup(ctx context.Context, a sockaddr.Addr, key string) (string, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	deadline, _ := ctx.Deadline() // withTimeout gives every ctx one

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/client"
 	"github.com/mapdrop/mapdrop/lookup/internal/lookuptest"
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 func TestSocketmapLookup(t *testing.T) {
@@ -143,7 +143,7 @@ func TestGarbledRepliesAreTemporary(t *testing.T) {
 
 func TestTCPLookup(t *testing.T) {
 	s := lookuptest.Start(t, nil)
-	listen := func(mapName string) addr.Addr {
+	listen := func(mapName string) sockaddr.Addr {
 		if err := s.ListenTCPTable(lookuptest.MustParse(t, "inet:127.0.0.1:0"), mapName, server.UnixOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestTCPLookup(t *testing.T) {
 	}
 	vm, udb, tmp, none := listen("virtual_mailbox"), listen("userdb"), listen("temp"), listen("nosuchmap")
 	for _, tc := range []struct {
-		a    addr.Addr
+		a    sockaddr.Addr
 		key  string
 		want lookuptest.Outcome
 	}{

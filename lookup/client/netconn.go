@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/mapdrop/mapdrop/lookup/addr"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // netConn is a net.Conn for one exchange (TCPLookup) whose deadline and
@@ -18,7 +18,7 @@ type netConn struct {
 	stop func() bool
 }
 
-func dialNet(ctx context.Context, deadline time.Time, a addr.Addr) (*netConn, error) {
+func dialNet(ctx context.Context, deadline time.Time, a sockaddr.Addr) (*netConn, error) {
 	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(ctx, a.Network, a.Address)
 	if err != nil {

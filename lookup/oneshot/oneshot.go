@@ -11,17 +11,16 @@
 //	                                   server never reads as "not found"
 //
 // The package does not import Go's net package: a process that starts for
-// one delivery then pays neither its initialization nor its network poller
-// (measured: about 0.1 ms less per mapdrop run). The connection is a
-// blocking socket whose system calls are bounded by the lookup's deadline
-// (socket timeouts) and woken by the context's cancellation (shutdown). Once the
-// request is sent, the client shuts down its sending side: the server then
-// reads the end of the connection right after the request and closes its
-// end once it has replied, instead of waiting, and being woken again, for
-// the client's close (measured: about 0.07 ms per mapdrop run, client and
-// mapdropd on one 2-core machine). A socketmap server reads requests until
-// the end of the connection, so this changes no answer. Addresses
-// (package lookup/addr) are reached this way:
+// one delivery then pays neither its initialization nor its network poller.
+// The connection is a blocking socket whose system calls are bounded by the
+// lookup's deadline (socket timeouts) and woken by the context's
+// cancellation (shutdown). Once the request is sent, the client shuts down
+// its sending side, so the server reads the end of the connection right
+// after the request and closes its end once it has replied. A socketmap
+// server reads requests until the end of the connection, so this changes no
+// answer. (What each of these saves per delivery is in the README's
+// benchmark section.) Addresses (package lookup/sockaddr) are reached this
+// way:
 //
 //	unix:/path               that unix-domain socket
 //	inet:IP:port             that IPv4 or IPv6 address; an IPv6 zone is an
@@ -40,12 +39,13 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/getent"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/netstring"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/lookup/socketmap"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultTimeout bounds a lookup whose context has no deadline, as in
@@ -61,7 +61,7 @@ const DefaultTimeout = 100 * time.Second
 // context deadline is a runtime timer, and the first timer of a process
 // starts Go's network poller: a short-lived caller saves that by passing a
 // context without a deadline (context.Background) and a deadline here.
-func Lookup(ctx context.Context, deadline time.Time, a addr.Addr, mapName, key string) (string, error) {
+func Lookup(ctx context.Context, deadline time.Time, a sockaddr.Addr, mapName, key string) (string, error) {
 	payload, err := socketmap.AppendRequest(nil, mapName, key)
 	if err != nil {
 		return "", err
@@ -95,7 +95,7 @@ func Lookup(ctx context.Context, deadline time.Time, a addr.Addr, mapName, key s
 
 // sockaddrs returns the socket addresses to try for a, in order; a host
 // name is asked of getent by the deadline.
-func sockaddrs(ctx context.Context, deadline time.Time, a addr.Addr) ([]unix.Sockaddr, error) {
+func sockaddrs(ctx context.Context, deadline time.Time, a sockaddr.Addr) ([]unix.Sockaddr, error) {
 	if a.Network == "unix" {
 		return []unix.Sockaddr{&unix.SockaddrUnix{Name: a.Address}}, nil
 	}

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/internal/lookuptest"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // A server that accepts but never answers is a timeout, Temporary, on both
@@ -139,7 +139,7 @@ func TestLookup(t *testing.T) {
 	if err := s.ListenSocketmap(sock, server.UnixOptions{Mode: 0o600}); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []addr.Addr{tcp, sock} {
+	for _, a := range []sockaddr.Addr{tcp, sock} {
 		for _, tc := range lookuptest.Cases {
 			v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
 			lookuptest.Check(t, a.String()+" "+tc.MapName+" "+tc.Key, v, err, tc.Want)

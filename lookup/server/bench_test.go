@@ -15,7 +15,7 @@ import (
 // BenchmarkSocketmapServer measures lookups through the socketmap server
 // over loopback TCP, with 1, 8 and 64 persistent client connections
 // sharing b.N lookups (alternately found and not found), with a
-// map-backed Resolver so that the protocol and server dominate.
+// map-backed Tables so that the protocol and server dominate.
 func BenchmarkSocketmapServer(b *testing.B) {
 	for _, conns := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/netstring"
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // bigValue is one byte too long to fit in a socketmap OK reply.
@@ -38,8 +38,8 @@ var tables = map[string]map[string]string{
 	},
 }
 
-// mapResolver serves tables; map "temp" always fails temporarily.
-func mapResolver(_ context.Context, mapName, key string) (string, error) {
+// mapTables serves tables; map "temp" always fails temporarily.
+func mapTables(_ context.Context, mapName, key string) (string, error) {
 	if mapName == "temp" {
 		return "", failure.Temp("table %s is reloading\r\nsecond line", mapName)
 	}
@@ -91,8 +91,8 @@ func newServer(t testing.TB, configure func(*server.Server)) (*server.Server, *l
 	t.Helper()
 	logs := &logBuffer{}
 	s := &server.Server{
-		Resolver: server.ResolverFunc(mapResolver),
-		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Tables: server.TablesFunc(mapTables),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if configure != nil {
 		configure(s)
@@ -109,7 +109,7 @@ func newServer(t testing.TB, configure func(*server.Server)) (*server.Server, *l
 
 // listenSocketmap starts a socketmap listener on 127.0.0.1 and returns its
 // address.
-func listenSocketmap(t testing.TB, s *server.Server) addr.Addr {
+func listenSocketmap(t testing.TB, s *server.Server) sockaddr.Addr {
 	t.Helper()
 	a := mustParse(t, "inet:127.0.0.1:0")
 	if err := s.ListenSocketmap(a, server.UnixOptions{}); err != nil {
@@ -119,9 +119,9 @@ func listenSocketmap(t testing.TB, s *server.Server) addr.Addr {
 	return mustParse(t, "inet:"+addrs[len(addrs)-1].String())
 }
 
-func mustParse(t testing.TB, s string) addr.Addr {
+func mustParse(t testing.TB, s string) sockaddr.Addr {
 	t.Helper()
-	a, err := addr.Parse(s)
+	a, err := sockaddr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ type rawConn struct {
 	nr *netstring.Reader
 }
 
-func dialRaw(t testing.TB, a addr.Addr) *rawConn {
+func dialRaw(t testing.TB, a sockaddr.Addr) *rawConn {
 	t.Helper()
 	nc, err := net.Dial(a.Network, a.Address)
 	if err != nil {

@@ -11,12 +11,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mapdrop/mapdrop/lookup/addr"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // listenAddr opens a listener on a, preparing and adjusting the socket file
 // of a unix listener.
-func listenAddr(a addr.Addr, opt UnixOptions) (net.Listener, error) {
+func listenAddr(a sockaddr.Addr, opt UnixOptions) (net.Listener, error) {
 	switch a.Network {
 	case "tcp":
 		return net.Listen("tcp", a.Address)

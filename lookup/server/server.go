@@ -9,11 +9,11 @@
 //     map name, so each listener serves one map.
 //
 // The server knows nothing about files or tables either: it hands every
-// lookup to a Resolver, whose errors are failure kinds (see package
+// lookup to its Tables, whose errors are failure kinds (see package
 // failure).
 //
 // Connections. Listeners are unix-domain sockets or TCP over IPv4 and IPv6
-// (addresses as parsed by lookup/addr). A connection carries any number of
+// (addresses as parsed by lookup/sockaddr). A connection carries any number of
 // requests, one after another, as Postfix and "postmap -q -" send them;
 // the server writes exactly one reply per request, in order. Per
 // connection:
@@ -65,26 +65,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/netstring"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/lookup/socketmap"
 	"github.com/mapdrop/mapdrop/lookup/tcptable"
 )
 
-// Resolver looks up key in the map named mapName. A key that is not there
+// Tables looks up key in the map named mapName. A key that is not there
 // gives an error of kind failure.NotFound; other errors are failure kinds
 // too (a plain error counts as Temporary). ctx ends when a Shutdown gives
 // up waiting; RequestTimeout bounds the request's socket I/O, not Lookup,
 // which is expected to answer from memory.
-type Resolver interface {
+type Tables interface {
 	Lookup(ctx context.Context, mapName, key string) (string, error)
 }
 
-// ResolverFunc adapts a function to the Resolver interface.
-type ResolverFunc func(ctx context.Context, mapName, key string) (string, error)
+// TablesFunc adapts a function to the Tables interface.
+type TablesFunc func(ctx context.Context, mapName, key string) (string, error)
 
 // Lookup calls f(ctx, mapName, key).
-func (f ResolverFunc) Lookup(ctx context.Context, mapName, key string) (string, error) {
+func (f TablesFunc) Lookup(ctx context.Context, mapName, key string) (string, error) {
 	return f(ctx, mapName, key)
 }
 
@@ -99,10 +99,10 @@ const (
 var ErrServerClosed = errors.New("lookup server closed")
 
 // Server serves lookups to Postfix; see the package documentation. The
-// zero value with a Resolver set is ready to use.
+// zero value with Tables set is ready to use.
 type Server struct {
-	// Resolver answers every lookup.
-	Resolver Resolver
+	// Tables answers every lookup.
+	Tables Tables
 	// Logger receives the server's log lines; nil means slog.Default().
 	Logger *slog.Logger
 	// IdleTimeout is how long a connection may wait between requests;
@@ -221,21 +221,21 @@ func (s *Server) closing() bool {
 // map, and serves them in the background until Shutdown. For a unix socket
 // a stale socket file is removed first, but ListenSocketmap refuses when
 // something is listening on it or the path is not a socket.
-func (s *Server) ListenSocketmap(a addr.Addr, opt UnixOptions) error {
+func (s *Server) ListenSocketmap(a sockaddr.Addr, opt UnixOptions) error {
 	return s.listen(a, opt, protoSocketmap, "")
 }
 
 // ListenTCPTable listens on a for tcp_table requests, all of which are
 // lookups in mapName, and serves them in the background until Shutdown.
 // Unix sockets are handled as for ListenSocketmap.
-func (s *Server) ListenTCPTable(a addr.Addr, mapName string, opt UnixOptions) error {
+func (s *Server) ListenTCPTable(a sockaddr.Addr, mapName string, opt UnixOptions) error {
 	if mapName == "" {
 		return fmt.Errorf("tcp_table listener %s: empty map name", a)
 	}
 	return s.listen(a, opt, protoTCPTable, mapName)
 }
 
-func (s *Server) listen(a addr.Addr, opt UnixOptions, proto protocol, mapName string) error {
+func (s *Server) listen(a sockaddr.Addr, opt UnixOptions, proto protocol, mapName string) error {
 	s.init()
 	if s.closing() {
 		return ErrServerClosed
@@ -429,7 +429,7 @@ func (s *Server) serveConn(c *conn) {
 			return
 		}
 		// The request deadline bounds the socket I/O of this request. The
-		// Resolver gets the server's context, cancelled by a forced
+		// Tables gets the server's context, cancelled by a forced
 		// Shutdown: a context with its own deadline per request costs an
 		// allocation and a runtime timer each time, a fifth of the
 		// server's CPU per lookup (bench/lookupbench), for resolvers that
@@ -473,10 +473,10 @@ func (s *Server) writeReply(c *conn, bw *bufio.Writer, reply []byte) bool {
 	return true
 }
 
-// lookup asks the Resolver, turning a panic into a temporary error so one
+// lookup asks the Tables, turning a panic into a temporary error so one
 // bad lookup does not take the server down.
 func (s *Server) lookup(ctx context.Context, c *conn, mapName, key string) (value string, err error) {
-	if s.Resolver == nil {
+	if s.Tables == nil {
 		return "", errors.New("no resolver configured")
 	}
 	defer func() {
@@ -485,7 +485,7 @@ func (s *Server) lookup(ctx context.Context, c *conn, mapName, key string) (valu
 			value, err = "", errors.New("internal error")
 		}
 	}()
-	value, err = s.Resolver.Lookup(ctx, mapName, key)
+	value, err = s.Tables.Lookup(ctx, mapName, key)
 	if s.logger().Enabled(ctx, slog.LevelDebug) {
 		s.logger().Debug("lookup", "protocol", c.l.proto.String(), "remote", c.remote,
 			"map", mapName, "key", key, "found", err == nil, "err", err)

@@ -144,13 +144,13 @@ func TestShutdownDrainsRequestInFlight(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	s, _ := newServer(t, func(s *server.Server) {
-		s.Resolver = server.ResolverFunc(func(ctx context.Context, m, k string) (string, error) {
+		s.Tables = server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 			if k == "block" {
 				close(entered)
 				<-release
 				return "released", nil
 			}
-			return mapResolver(ctx, m, k)
+			return mapTables(ctx, m, k)
 		})
 	})
 	a := listenSocketmap(t, s)
@@ -198,7 +198,7 @@ func TestShutdownGivesUp(t *testing.T) {
 	entered := make(chan struct{})
 	s := &server.Server{
 		Logger: slog.New(slog.DiscardHandler),
-		Resolver: server.ResolverFunc(func(ctx context.Context, m, k string) (string, error) {
+		Tables: server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 			close(entered)
 			<-ctx.Done() // released by Shutdown giving up
 			return "", ctx.Err()
@@ -237,13 +237,13 @@ func TestMaxConns(t *testing.T) {
 	}
 }
 
-func TestResolverPanic(t *testing.T) {
+func TestTablesPanic(t *testing.T) {
 	s, logs := newServer(t, func(s *server.Server) {
-		s.Resolver = server.ResolverFunc(func(ctx context.Context, m, k string) (string, error) {
+		s.Tables = server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 			if k == "boom" {
 				panic("boom")
 			}
-			return mapResolver(ctx, m, k)
+			return mapTables(ctx, m, k)
 		})
 	})
 	c := dialRaw(t, listenSocketmap(t, s))

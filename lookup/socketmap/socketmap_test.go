@@ -68,7 +68,7 @@ func TestAppendReply(t *testing.T) {
 		{"", failure.Perm("unknown map %q", "nomap"), `PERM unknown map "nomap"`},
 		{"", failure.Temp("reloading"), "TEMP reloading"},
 		{"", errors.New("plain"), "TEMP plain"},
-		{"", failure.New(failure.Refused, "refused"), "TEMP refused"},
+		{"", failure.New(failure.Bounce, "refused"), "TEMP refused"},
 		{"", fmt.Errorf("wrapped: %w", failure.ErrNotFound), "NOTFOUND "},
 		{"", failure.Temp("line1\r\nline2\tx\x00\x7f"), "TEMP line1  line2 x  "},
 	} {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/format/key"
 )
 
 // FuzzParse checks that Parse never panics, that what it accepts keeps the
@@ -57,7 +59,7 @@ func FuzzParse(f *testing.F) {
 			if e.Key == "" || e.Value == "" {
 				t.Fatalf("empty key or value: %+v", e)
 			}
-			if FoldKey(e.Key) != e.Key {
+			if key.Fold(e.Key) != e.Key {
 				t.Fatalf("key %q not folded", e.Key)
 			}
 			if isSpace(e.Value[0]) || isSpace(e.Value[len(e.Value)-1]) {

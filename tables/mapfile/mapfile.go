@@ -22,7 +22,7 @@
 // key `"a b"@x`, `a\ b` is the four-character key `a\ b`), which is how
 // Postfix 3.7's postmap splits a line. VALUE is the rest of the logical line
 // without its leading whitespace; it may contain whitespace, commas and
-// quotes. KEY is case-folded with FoldKey; VALUE is kept as written.
+// quotes. KEY is case-folded with key.Fold (package format/key); VALUE is kept as written.
 //
 // # Errors and warnings
 //
@@ -59,6 +59,8 @@ import (
 	"io/fs"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mapdrop/mapdrop/format/key"
 )
 
 // MaxLineBytes bounds the length of one logical line (a line and its
@@ -71,7 +73,7 @@ const maxReported = 1000
 
 // Entry is one key/value pair of a map source file.
 type Entry struct {
-	Key   string // folded with FoldKey
+	Key   string // folded with key.Fold
 	Value string // as written, without leading or trailing whitespace
 	Line  int    // 1-based line number where the entry's logical line starts
 }
@@ -117,57 +119,9 @@ func (l ErrorList) Unwrap() []error {
 	return errs
 }
 
-// FoldKey returns the lookup form of a key: strings.ToLower for valid UTF-8
-// (Unicode-aware, so "ÜMLÄUT" folds to "ümläut"). A string that is not valid
-// UTF-8 has only its ASCII letters folded and its other bytes kept, so that
-// folding never invents text (such a key never matches a parsed entry, since
-// map files must be valid UTF-8). A key that is already folded is returned
-// without allocating.
-func FoldKey(key string) string {
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			return foldSlow(key, i)
-		}
-	}
-	return key
-}
-
-// foldSlow is FoldKey for a key whose byte i is the first one that is not
-// ASCII or is an upper-case ASCII letter.
-func foldSlow(key string, i int) string {
-	if utf8.ValidString(key[i:]) {
-		return strings.ToLower(key)
-	}
-	for i < len(key) && !('A' <= key[i] && key[i] <= 'Z') {
-		i++
-	}
-	if i == len(key) {
-		return key
-	}
-	b := []byte(key)
-	for ; i < len(b); i++ {
-		if 'A' <= b[i] && b[i] <= 'Z' {
-			b[i] += 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// foldValid is FoldKey for a key known to be valid UTF-8. changed reports
-// whether the result is a new string rather than key itself (it may be a new
-// string with the same text).
-func foldValid(key string) (folded string, changed bool) {
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			return strings.ToLower(key), true
-		}
-	}
-	return key, false
-}
-
 // Table is a parsed map source file, ready to serve.
 type Table struct {
-	// Map holds every entry: key folded with FoldKey → value. Of equal keys
+	// Map holds every entry: key folded with key.Fold → value. Of equal keys
 	// the first in the file wins.
 	Map map[string]string
 	// Entries are the same entries in file order, with their line numbers,
@@ -456,7 +410,7 @@ func (p *parser) flush() {
 		v++
 	}
 	// The line is valid UTF-8: bad lines never get here.
-	key, folded := foldValid(s[:n])
+	key, folded := key.FoldValid(s[:n])
 	if p.firstLine != nil {
 		if first, ok := p.firstLine[key]; ok && first == 0 {
 			p.firstLine[key] = line

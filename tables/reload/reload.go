@@ -56,10 +56,11 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/format/userdb"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
-	"github.com/mapdrop/mapdrop/tables/userdb"
 )
 
 // DefaultDebounce is the debounce delay when Config.Debounce is zero.
@@ -71,11 +72,11 @@ const UserdbMap = "userdb"
 
 // Config says where the maps are and what to do when one is loaded.
 type Config struct {
-	Dir      string                // tables directory: every map file in it is a map (see package doc); may be "" when Maps is not empty
-	Maps     map[string]string     // extra maps: name → file path (-map NAME=PATH)
-	Kinds    map[string]store.Kind // overrides of store.KindForName
-	Debounce time.Duration         // quiet time before a changed file is loaded; 0 means DefaultDebounce
-	Logger   *slog.Logger          // nil discards logs
+	Dir      string                 // tables directory: every map file in it is a map (see package doc); may be "" when Maps is not empty
+	Maps     map[string]string      // extra maps: name → file path (-map NAME=PATH)
+	Matches  map[string]store.Match // overrides of store.MatchForName
+	Debounce time.Duration          // quiet time before a changed file is loaded; 0 means DefaultDebounce
+	Logger   *slog.Logger           // nil discards logs
 	// OnLoad, if set, is called after each successful swap, with the map's
 	// name and its new entries in file order, each key once (the first of
 	// equal keys), which it must not modify. Loads are
@@ -87,7 +88,7 @@ type Config struct {
 type Reloader struct {
 	dir      string
 	extras   map[string]string // name → cleaned path
-	kinds    map[string]store.Kind
+	matches  map[string]store.Match
 	debounce time.Duration
 	log      *slog.Logger
 	onLoad   func(string, []mapfile.Entry)
@@ -110,7 +111,7 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 	}
 	r := &Reloader{
 		extras:   map[string]string{},
-		kinds:    cfg.Kinds,
+		matches:  cfg.Matches,
 		debounce: cfg.Debounce,
 		log:      cfg.Logger,
 		onLoad:   cfg.OnLoad,
@@ -288,16 +289,16 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		}
 		return err
 	}
-	kind, ok := r.kinds[name]
+	match, ok := r.matches[name]
 	if !ok {
-		kind = store.KindForName(name)
+		match = store.MatchForName(name)
 	}
-	if err := r.st.ReplaceTable(name, kind, t); err != nil {
+	if err := r.st.ReplaceTable(name, match, t); err != nil {
 		r.log.Error("map not loaded", "map", name, "file", path, "error", err)
 		return err
 	}
 	r.loaded[name] = true
-	r.log.Info("map loaded", "map", name, "file", path, "kind", kind, "entries", len(t.Map), "duration", time.Since(start).Round(time.Microsecond))
+	r.log.Info("map loaded", "map", name, "file", path, "match", match, "entries", len(t.Map), "duration", time.Since(start).Round(time.Microsecond))
 	if r.onLoad != nil {
 		r.onLoad(name, t.Entries)
 	}
@@ -369,7 +370,7 @@ func CheckWithWarnings(paths ...string) (errs, warnings []error) {
 	for _, path := range paths {
 		fi, err := os.Stat(path)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
 			continue
 		}
 		if !fi.IsDir() {

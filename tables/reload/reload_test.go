@@ -324,7 +324,7 @@ func TestExtraMapsAndKinds(t *testing.T) {
 		"virtual_mailbox": "user@x box\n",
 	}, func(c *Config) {
 		c.Maps = map[string]string{"virtual_alias": extra}
-		c.Kinds = map[string]store.Kind{"virtual_mailbox": store.Exact}
+		c.Matches = map[string]store.Match{"virtual_mailbox": store.Exact}
 	})
 	if err := f.r.LoadAll(); err != nil {
 		t.Fatal(err)

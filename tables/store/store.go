@@ -4,8 +4,8 @@
 //
 // # Lookup rules
 //
-// Every key is folded with mapfile.FoldKey before it is looked up, so that
-// "USER1@Some.Domain" finds "user1@some.domain". A map has one of two kinds:
+// Every key is folded with key.Fold before it is looked up, so that
+// "USER1@Some.Domain" finds "user1@some.domain". A map is matched in one of two ways (Match):
 //
 // Exact: the folded key is looked up as it is, nothing else.
 //
@@ -36,42 +36,22 @@
 // maps) is a key without "@": with "." or "-" among the delimiters it may be
 // cut like a local part.
 //
-// KindForName says which kind a map name gets by default.
+// MatchForName says which Match a map name gets by default.
 //
-// # Design: memdb rows hold immutable table snapshots
+// # Storage, and what go-memdb does here
 //
-// One go-memdb row per map entry cannot meet the performance targets: every
-// row is a node in memdb's immutable radix tree per index, several hundred
-// bytes each, and inserting a million of them takes seconds. Instead the
-// memdb table "maps" has one row per map, and the row holds that map's
-// whole table as an immutable Go map built before the write transaction
-// starts. Replacing a map is a single memdb write transaction that swaps the
-// row, so a reader sees the whole old table or the whole new one, never a mix.
-// A table is never modified after it is built.
-//
-// Reading through memdb costs allocations on every lookup (a transaction, the
-// index key built from interface{} arguments). Lookups are the hot path, so
-// after each commit the writer, still holding the store's write lock, reads
-// the committed rows back and publishes them as an immutable name → table
-// view behind an atomic pointer. Lookup loads that pointer and does one to
-// three Go map reads: no allocation except when folding has to change the
-// key, or when a stripped address is longer than 256 bytes.
-//
-// A map file is loaded with mapfile.ParseTable and ReplaceTable: the parser
-// needs a map of the keys anyway to find duplicates, so that map (folded
-// key → value, substrings of the file's text) becomes the table as it is,
-// and a load builds one hash table, not two. Replace, for entries from
-// elsewhere, builds the map itself.
-//
-// Measured on the shared 2-core development machine (BenchmarkLoad1M,
-// TestLoad1M with MAPDROP_LOAD1M=1, BenchmarkLookup): a 1,000,000-entry
-// virtual_alias source parses and replaces in 0.35 to 0.45 s (postmap lmdb:
-// takes 1.3 s) and the loaded table holds about 140 bytes of heap per entry.
-// Most of the load is now the hash table's own inserts (a cache miss each);
-// garbage collection no longer matters (GOGC=400 or off: no measurable
-// change), so the GC is not tuned. A lookup takes 65 to 120 ns without
-// allocating; the same lookup through a memdb read transaction takes 330 ns
-// and 6 allocations.
+// A map file becomes one immutable Go map (folded key → value, built by
+// mapfile.ParseTable) and is never modified afterwards. go-memdb holds the
+// catalogue of maps: one row per map, whose value is that map's table.
+// Replacing a map is one memdb write transaction that swaps its row, so a
+// reader sees the whole old table or the whole new one, never a mix, and
+// several maps can change in one transaction. Lookups do not read memdb:
+// after each commit the writer publishes the committed rows as an immutable
+// name → table view behind an atomic pointer, and Lookup does one to three
+// Go map reads without allocating. Rows per entry (memdb's radix tree per
+// key) would cost several hundred bytes per entry and seconds per million
+// inserts; load time and memory per entry are measured by lookupbench (see
+// the README's benchmark section).
 package store
 
 import (
@@ -81,37 +61,39 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
+
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/tables/address"
+	"github.com/mapdrop/mapdrop/format/address"
+	"github.com/mapdrop/mapdrop/format/key"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 )
 
-// Kind is how a map's keys are looked up.
-type Kind int
+// Match is how a map's keys are looked up.
+type Match int
 
-// The kinds of map.
+// The ways a map is matched.
 const (
-	Exact   Kind = iota // the folded key only
-	Address             // address forms with extension stripping and @domain
+	Exact   Match = iota // the folded key only
+	Address              // address forms with extension stripping and @domain
 )
 
 // String returns "exact" or "address".
-func (k Kind) String() string {
-	switch k {
+func (m Match) String() string {
+	switch m {
 	case Exact:
 		return "exact"
 	case Address:
 		return "address"
 	}
-	return "kind(" + strconv.Itoa(int(k)) + ")"
+	return "match(" + strconv.Itoa(int(m)) + ")"
 }
 
-// KindForName is the default kind of a map by its name. Names ending in
+// MatchForName is the default match of a map by its name. Names ending in
 // "_domains" (domain lists), names containing "mailbox_command", "userdb"
 // and every name not listed next are Exact. Other names containing "alias",
 // "canonical", "recipient", "sender", "relocated", "transport" or "mailbox"
 // (virtual_alias, virtual_mailbox, sender_canonical, ...) are Address.
-func KindForName(name string) Kind {
+func MatchForName(name string) Match {
 	if strings.HasSuffix(name, "_domains") || strings.Contains(name, "mailbox_command") {
 		return Exact
 	}
@@ -125,7 +107,7 @@ func KindForName(name string) Kind {
 
 // table is one map's immutable contents.
 type table struct {
-	kind      Kind
+	match     Match
 	propagate bool // copy an unmatched extension into the result (alias maps)
 	m         map[string]string
 }
@@ -186,22 +168,22 @@ func New(recipientDelimiters string) (*Store, error) {
 
 // Replace makes entries the whole contents of map name, creating the map if
 // needed, in one memdb write transaction: a concurrent Lookup sees either the
-// old table or the new one. Keys are folded (again) with mapfile.FoldKey; of
+// old table or the new one. Keys are folded (again) with key.Fold; of
 // equal keys the first entry wins. entries is not retained.
-func (s *Store) Replace(name string, kind Kind, entries []mapfile.Entry) error {
+func (s *Store) Replace(name string, match Match, entries []mapfile.Entry) error {
 	m := make(map[string]string, len(entries))
 	// Backwards, so that the first of equal keys is stored last and wins.
 	for i := len(entries) - 1; i >= 0; i-- {
-		m[mapfile.FoldKey(entries[i].Key)] = entries[i].Value
+		m[key.Fold(entries[i].Key)] = entries[i].Value
 	}
-	return s.install(name, kind, m)
+	return s.install(name, match, m)
 }
 
 // ReplaceTable is Replace for a table that mapfile.ParseTable built: its
 // keys are folded and unique already, so the store takes t.Map as it is
 // instead of building a map of its own. t.Map must not be modified
 // afterwards; t.Entries is not used.
-func (s *Store) ReplaceTable(name string, kind Kind, t *mapfile.Table) error {
+func (s *Store) ReplaceTable(name string, match Match, t *mapfile.Table) error {
 	if t == nil {
 		return failure.Perm("store: map %s: no table", name)
 	}
@@ -209,18 +191,18 @@ func (s *Store) ReplaceTable(name string, kind Kind, t *mapfile.Table) error {
 	if m == nil {
 		m = map[string]string{}
 	}
-	return s.install(name, kind, m)
+	return s.install(name, match, m)
 }
 
 // install makes m the table of map name.
-func (s *Store) install(name string, kind Kind, m map[string]string) error {
+func (s *Store) install(name string, match Match, m map[string]string) error {
 	if name == "" {
 		return failure.Perm("store: empty map name")
 	}
-	if kind != Exact && kind != Address {
-		return failure.Perm("store: map %s: invalid kind %d", name, int(kind))
+	if match != Exact && match != Address {
+		return failure.Perm("store: map %s: invalid match %d", name, int(match))
 	}
-	t := &table{kind: kind, propagate: kind == Address && PropagatesExtension(name), m: m}
+	t := &table{match: match, propagate: match == Address && PropagatesExtension(name), m: m}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -265,23 +247,23 @@ func (s *Store) Names() []string {
 	return names
 }
 
-// Lookup returns the value of key in map name, following the map's kind
+// Lookup returns the value of key k in map name, following the map's match
 // (see the package documentation). An unknown map is a Permanent failure; a
 // key that is not there is failure.ErrNotFound.
-func (s *Store) Lookup(name, key string) (string, error) {
+func (s *Store) Lookup(name, k string) (string, error) {
 	t := (*s.view.Load())[name]
 	if t == nil {
 		return "", failure.Perm("unknown map %s", name)
 	}
-	if key == "" {
+	if k == "" {
 		return "", failure.ErrNotFound
 	}
-	key = mapfile.FoldKey(key)
-	if v, ok := t.m[key]; ok {
+	k = key.Fold(k)
+	if v, ok := t.m[k]; ok {
 		return v, nil
 	}
-	if t.kind == Address {
-		if v, ext, ok := t.lookupAddress(key, s.delims); ok {
+	if t.match == Address {
+		if v, ext, ok := t.lookupAddress(k, s.delims); ok {
 			if ext != "" && t.propagate {
 				v = addExtension(v, ext)
 			}

@@ -29,9 +29,9 @@ func newStore(t testing.TB, delims string) *Store {
 	return s
 }
 
-func mustReplace(t testing.TB, s *Store, name string, kind Kind, es []mapfile.Entry) {
+func mustReplace(t testing.TB, s *Store, name string, match Match, es []mapfile.Entry) {
 	t.Helper()
-	if err := s.Replace(name, kind, es); err != nil {
+	if err := s.Replace(name, match, es); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -52,7 +52,7 @@ func check(t *testing.T, s *Store, name, key, want string) {
 }
 
 func TestKindForName(t *testing.T) {
-	for name, want := range map[string]Kind{
+	for name, want := range map[string]Match{
 		"virtual_alias":           Address,
 		"virtual_mailbox":         Address,
 		"sender_canonical":        Address,
@@ -72,8 +72,8 @@ func TestKindForName(t *testing.T) {
 		"access":                  Exact,
 		"helo":                    Exact,
 	} {
-		if got := KindForName(name); got != want {
-			t.Errorf("KindForName(%q) = %v, want %v", name, got, want)
+		if got := MatchForName(name); got != want {
+			t.Errorf("MatchForName(%q) = %v, want %v", name, got, want)
 		}
 	}
 }
@@ -202,8 +202,8 @@ func TestReplaceFirstWinsAndNames(t *testing.T) {
 	if err := s.Replace("", Exact, nil); err == nil {
 		t.Error("empty name accepted")
 	}
-	if err := s.Replace("c", Kind(7), nil); err == nil {
-		t.Error("bad kind accepted")
+	if err := s.Replace("c", Match(7), nil); err == nil {
+		t.Error("bad match accepted")
 	}
 }
 
@@ -315,12 +315,12 @@ func TestReplaceTable(t *testing.T) {
 		t.Errorf("Names() = %v", got)
 	}
 	for _, bad := range []struct {
-		name string
-		kind Kind
-		tab  *mapfile.Table
-	}{{"", Exact, tab}, {"c", Kind(7), tab}, {"c", Exact, nil}} {
-		if err := s.ReplaceTable(bad.name, bad.kind, bad.tab); failure.KindOf(err) != failure.Permanent {
-			t.Errorf("ReplaceTable(%q, %v, %v) = %v, want a Permanent failure", bad.name, bad.kind, bad.tab, err)
+		name  string
+		match Match
+		tab   *mapfile.Table
+	}{{"", Exact, tab}, {"c", Match(7), tab}, {"c", Exact, nil}} {
+		if err := s.ReplaceTable(bad.name, bad.match, bad.tab); failure.KindOf(err) != failure.Permanent {
+			t.Errorf("ReplaceTable(%q, %v, %v) = %v, want a Permanent failure", bad.name, bad.match, bad.tab, err)
 		}
 	}
 }

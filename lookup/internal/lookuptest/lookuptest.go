@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/addr"
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
 // tables are the server's maps: map name -> key -> value.
@@ -51,9 +51,9 @@ func resolve(ctx context.Context, mapName, key string) (string, error) {
 }
 
 // MustParse parses an address or fails the test.
-func MustParse(t *testing.T, s string) addr.Addr {
+func MustParse(t *testing.T, s string) sockaddr.Addr {
 	t.Helper()
-	a, err := addr.Parse(s)
+	a, err := sockaddr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func MustParse(t *testing.T, s string) addr.Addr {
 // not nil, and shuts it down when the test ends. It listens nowhere yet.
 func Start(t *testing.T, configure func(*server.Server)) *server.Server {
 	t.Helper()
-	s := &server.Server{Resolver: server.ResolverFunc(resolve), Logger: slog.New(slog.DiscardHandler)}
+	s := &server.Server{Tables: server.TablesFunc(resolve), Logger: slog.New(slog.DiscardHandler)}
 	if configure != nil {
 		configure(s)
 	}
@@ -78,7 +78,7 @@ func Start(t *testing.T, configure func(*server.Server)) *server.Server {
 
 // SocketmapAddr makes s listen for socketmap on a free loopback port and
 // returns its address.
-func SocketmapAddr(t *testing.T, s *server.Server) addr.Addr {
+func SocketmapAddr(t *testing.T, s *server.Server) sockaddr.Addr {
 	t.Helper()
 	if err := s.ListenSocketmap(MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func SocketmapAddr(t *testing.T, s *server.Server) addr.Addr {
 
 // DeadAddrs returns addresses where nothing listens: a loopback port that
 // was free a moment ago, and a socket path with nothing behind it.
-func DeadAddrs(t *testing.T) []addr.Addr {
+func DeadAddrs(t *testing.T) []sockaddr.Addr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +97,7 @@ func DeadAddrs(t *testing.T) []addr.Addr {
 	}
 	tcp := MustParse(t, "inet:"+ln.Addr().String())
 	ln.Close()
-	return []addr.Addr{tcp, MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))}
+	return []sockaddr.Addr{tcp, MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))}
 }
 
 // Ctx is a context that ends with the test (or after 30 seconds).
@@ -156,7 +156,7 @@ func Check(t *testing.T, what string, v string, err error, want Outcome) {
 
 // FakeServer answers every connection with reply, for replies no real
 // server sends.
-func FakeServer(t *testing.T, reply string) addr.Addr {
+func FakeServer(t *testing.T, reply string) sockaddr.Addr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,7 +182,7 @@ func FakeServer(t *testing.T, reply string) addr.Addr {
 
 // SilentServer accepts connections on network ("unix" or "tcp") and never
 // answers; every accepted connection is announced on the returned channel.
-func SilentServer(t *testing.T, network string) (addr.Addr, <-chan net.Conn) {
+func SilentServer(t *testing.T, network string) (sockaddr.Addr, <-chan net.Conn) {
 	t.Helper()
 	where := "127.0.0.1:0"
 	if network == "unix" {

@@ -1,4 +1,4 @@
-// Package addr parses the listener and server addresses mapdrop uses, spelled
+// Package sockaddr parses the listener and server addresses mapdrop uses, spelled
 // as Postfix spells them in main.cf:
 //
 //	unix:/path/to/socket      a unix-domain stream socket (the path must be absolute)
@@ -13,13 +13,17 @@
 //
 // Parsing resolves nothing and the package does not import net, so that
 // lookup/oneshot, the delivery agent's client, stays free of it.
-package addr
+package sockaddr
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 )
+
+// DefaultServer is where mapdropd serve listens and where mapdrop and
+// mapdropd query connect when no address is given.
+const DefaultServer = "unix:/run/mapdrop/mapdropd.sock"
 
 // Addr is a parsed address: Network is "unix" or "tcp", Address is what
 // net.Dial and net.Listen take for that network.

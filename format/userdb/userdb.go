@@ -16,9 +16,10 @@
 //	gid    required; decimal group id, same range
 //	home   required; absolute path
 //	mail   optional; absolute path of the Maildir, default HOME/Maildir/
-//	quota  optional; Maildir++ quota: "NNNS" (bytes), "NNNC" (messages), or
-//	       both separated by a comma in either order ("NNNS,MMMC");
-//	       decimal, 0 means no limit of that kind
+//	quota  optional; Maildir++ quota definition, parsed strictly by
+//	       package format/quota: "NNNS" (bytes), "NNNC" (messages), or both
+//	       separated by a comma in either order ("NNNS,MMMC"); decimal, 0
+//	       means no limit of that kind
 //
 // A path must be absolute and clean: no empty, "." or ".." segments (one
 // trailing "/" is allowed and dropped from home; mail always ends in "/" once
@@ -38,15 +39,16 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/mapdrop/mapdrop/format/quota"
 )
 
 // User is what the userdb map says about one user.
 type User struct {
-	UID, GID      uint32
-	Home          string // absolute, clean, no trailing slash (except "/")
-	Maildir       string // absolute, clean, always ending in "/"
-	QuotaBytes    int64  // 0: no byte limit
-	QuotaMessages int64  // 0: no message limit
+	UID, GID uint32
+	Home     string       // absolute, clean, no trailing slash (except "/")
+	Maildir  string       // absolute, clean, always ending in "/"
+	Quota    quota.Limits // zero: no limit
 }
 
 // Parse parses a userdb value. Its error text names the offending field and
@@ -80,7 +82,7 @@ func Parse(value string) (User, error) {
 			haveMail = true
 			u.Maildir, err = cleanPath(val)
 		case "quota":
-			u.QuotaBytes, u.QuotaMessages, err = parseQuota(val)
+			u.Quota, err = quota.Parse(val)
 		default:
 			return User{}, fmt.Errorf("userdb: unknown field %q (known: uid, gid, home, mail, quota)", name)
 		}
@@ -108,13 +110,8 @@ func Parse(value string) (User, error) {
 func (u User) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "uid=%d|gid=%d|home=%s|mail=%s", u.UID, u.GID, u.Home, u.Maildir)
-	switch {
-	case u.QuotaBytes > 0 && u.QuotaMessages > 0:
-		fmt.Fprintf(&b, "|quota=%dS,%dC", u.QuotaBytes, u.QuotaMessages)
-	case u.QuotaBytes > 0:
-		fmt.Fprintf(&b, "|quota=%dS", u.QuotaBytes)
-	case u.QuotaMessages > 0:
-		fmt.Fprintf(&b, "|quota=%dC", u.QuotaMessages)
+	if u.Quota.Enabled() {
+		b.WriteString("|quota=" + u.Quota.String())
 	}
 	return b.String()
 }
@@ -167,32 +164,4 @@ func cleanPath(p string) (string, error) {
 		return "", errors.New("path is not clean (empty, \".\" or \"..\" segments)")
 	}
 	return trimmed, nil
-}
-
-func parseQuota(s string) (bytes, messages int64, err error) {
-	var haveS, haveC bool
-	for _, part := range strings.Split(s, ",") {
-		if len(part) < 2 {
-			return 0, 0, errors.New(`want NNNS, NNNC or NNNS,MMMC`)
-		}
-		num, unit := part[:len(part)-1], part[len(part)-1]
-		if !isDigits(num) {
-			return 0, 0, errors.New(`want NNNS, NNNC or NNNS,MMMC`)
-		}
-		n, err := strconv.ParseInt(num, 10, 64)
-		if err != nil {
-			return 0, 0, errors.New("number out of range")
-		}
-		switch {
-		case unit == 'S' && !haveS:
-			haveS, bytes = true, n
-		case unit == 'C' && !haveC:
-			haveC, messages = true, n
-		case unit == 'S' || unit == 'C':
-			return 0, 0, fmt.Errorf("%c given twice", unit)
-		default:
-			return 0, 0, errors.New(`want NNNS, NNNC or NNNS,MMMC`)
-		}
-	}
-	return bytes, messages, nil
 }

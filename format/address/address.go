@@ -60,3 +60,20 @@ func CheckDelimiters(delims string) error {
 	}
 	return nil
 }
+
+// Split cuts an address's local part where its extension starts:
+// "user+ext@dom" → "user@dom", "ext", true (the delimiter itself is in
+// neither). An address that is not to be cut comes back whole with ok false.
+// The local part is what precedes the last "@", or all of full.
+func Split(full, delims string) (base, ext string, ok bool) {
+	local, domain := full, ""
+	if i := strings.LastIndexByte(full, '@'); i >= 0 {
+		local, domain = full[:i], full[i:]
+	}
+	i := ExtensionAt(local, delims)
+	if i < 0 {
+		return full, "", false
+	}
+	_, size := utf8.DecodeRuneInString(local[i:])
+	return local[:i] + domain, local[i+size:], true
+}

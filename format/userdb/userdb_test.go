@@ -3,6 +3,8 @@ package userdb
 import (
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/format/quota"
 )
 
 func TestParse(t *testing.T) {
@@ -11,18 +13,18 @@ func TestParse(t *testing.T) {
 		want User
 	}{
 		{"uid=5000|gid=5000|home=/var/vmail/some.domain/user1|mail=/var/vmail/some.domain/user1/Maildir/|quota=104857600S",
-			User{5000, 5000, "/var/vmail/some.domain/user1", "/var/vmail/some.domain/user1/Maildir/", 104857600, 0}},
+			User{5000, 5000, "/var/vmail/some.domain/user1", "/var/vmail/some.domain/user1/Maildir/", quota.Limits{Bytes: 104857600, Messages: 0}}},
 		{"uid=5000|gid=5001|home=/var/vmail/some.domain/user2",
-			User{5000, 5001, "/var/vmail/some.domain/user2", "/var/vmail/some.domain/user2/Maildir/", 0, 0}},
+			User{5000, 5001, "/var/vmail/some.domain/user2", "/var/vmail/some.domain/user2/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
 		{"uid=5000|gid=5000|home=/var/vmail/x/u3|quota=52428800S,1000C",
-			User{5000, 5000, "/var/vmail/x/u3", "/var/vmail/x/u3/Maildir/", 52428800, 1000}},
+			User{5000, 5000, "/var/vmail/x/u3", "/var/vmail/x/u3/Maildir/", quota.Limits{Bytes: 52428800, Messages: 1000}}},
 		{"quota=7C,9S|home=/h/|mail=/m/box|gid=1|uid=4294967294",
-			User{4294967294, 1, "/h", "/m/box/", 9, 7}},
+			User{4294967294, 1, "/h", "/m/box/", quota.Limits{Bytes: 9, Messages: 7}}},
 		// Spaces around fields, as continuation lines in a map file leave them.
 		{"uid=1|gid=2|  home=/home/John Doe \t| mail=/srv/mail/John Doe/Maildir/",
-			User{1, 2, "/home/John Doe", "/srv/mail/John Doe/Maildir/", 0, 0}},
-		{"uid=1|gid=2|home=/", User{1, 2, "/", "/Maildir/", 0, 0}},
-		{"uid=007|gid=2|home=/h|quota=0S", User{7, 2, "/h", "/h/Maildir/", 0, 0}},
+			User{1, 2, "/home/John Doe", "/srv/mail/John Doe/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
+		{"uid=1|gid=2|home=/", User{1, 2, "/", "/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
+		{"uid=007|gid=2|home=/h|quota=0S", User{7, 2, "/h", "/h/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
 	} {
 		got, err := Parse(tc.in)
 		if err != nil {
@@ -40,15 +42,15 @@ func TestParse(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
-	u := User{5000, 5000, "/var/vmail/d/u", "/var/vmail/d/u/Maildir/", 100, 10}
+	u := User{UID: 5000, GID: 5000, Home: "/var/vmail/d/u", Maildir: "/var/vmail/d/u/Maildir/", Quota: quota.Limits{Bytes: 100, Messages: 10}}
 	if got, want := u.String(), "uid=5000|gid=5000|home=/var/vmail/d/u|mail=/var/vmail/d/u/Maildir/|quota=100S,10C"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	u.QuotaBytes = 0
+	u.Quota.Bytes = 0
 	if got := u.String(); !strings.HasSuffix(got, "|quota=10C") {
 		t.Errorf("String() = %q", got)
 	}
-	u.QuotaMessages = 0
+	u.Quota.Messages = 0
 	if got := u.String(); strings.Contains(got, "quota") {
 		t.Errorf("String() = %q", got)
 	}
@@ -118,7 +120,7 @@ func FuzzParse(f *testing.F) {
 		}
 		if u.UID == 0 || u.GID == 0 || !strings.HasPrefix(u.Home, "/") || !strings.HasSuffix(u.Maildir, "/") ||
 			strings.Contains(u.Home, "/../") || strings.Contains(u.Maildir, "/../") ||
-			strings.HasSuffix(u.Home, "/..") || u.QuotaBytes < 0 || u.QuotaMessages < 0 {
+			strings.HasSuffix(u.Home, "/..") || u.Quota.Bytes < 0 || u.Quota.Messages < 0 {
 			t.Fatalf("Parse(%q) accepted %+v", value, u)
 		}
 		again, err := Parse(u.String())

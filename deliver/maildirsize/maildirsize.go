@@ -1,10 +1,10 @@
-// Package quota enforces Maildir++ quotas through the maildirsize file, as
+// Package maildirsize enforces Maildir++ quotas through the maildirsize file, as
 // Courier maildrop, deliverquota and Dovecot's "maildir" quota do.
 //
 // # The maildirsize file
 //
 // maildirsize lives in the Maildir's root directory (never in a folder).
-// Its first line is the quota definition, a comma-separated list of
+// Its first line is the quota definition (package format/quota), a comma-separated list of
 // integers each followed by a letter: S the total size of all messages in
 // bytes, C the number of messages ("104857600S,1000C"; either may be
 // missing). Every further line holds two whitespace-separated integers, a
@@ -35,7 +35,7 @@
 // delivery the caller appends "SIZE 1" with Add. Like every Maildir++
 // implementation this is approximate: concurrent deliveries may overshoot
 // the quota by a message each.
-package quota
+package maildirsize
 
 import (
 	"bytes"
@@ -47,9 +47,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/internal/randtoken"
 	"golang.org/x/sys/unix"
+
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/format/quota"
+	"github.com/mapdrop/mapdrop/internal/randtoken"
 )
 
 // FileName is the quota file's name in the Maildir root.
@@ -62,54 +64,6 @@ const MaxFileSize = 5120
 // is checked by rebuilding it.
 const StaleAfter = 15 * time.Minute
 
-// Limits is a Maildir++ quota. Zero means no limit.
-type Limits struct {
-	Bytes    int64 // S
-	Messages int64 // C
-}
-
-// Enabled reports whether any limit is set.
-func (l Limits) Enabled() bool { return l.Bytes > 0 || l.Messages > 0 }
-
-// String returns the quota definition line, e.g. "1000S,10C", "1000S", "10C".
-func (l Limits) String() string {
-	var parts []string
-	if l.Bytes > 0 {
-		parts = append(parts, strconv.FormatInt(l.Bytes, 10)+"S")
-	}
-	if l.Messages > 0 {
-		parts = append(parts, strconv.FormatInt(l.Messages, 10)+"C")
-	}
-	return strings.Join(parts, ",")
-}
-
-// ParseDefinition parses a quota definition line. Unknown letters are
-// ignored (other implementations add their own); a malformed member is an
-// error.
-func ParseDefinition(s string) (Limits, error) {
-	var l Limits
-	if strings.TrimSpace(s) == "" {
-		return l, nil
-	}
-	for _, m := range strings.Split(s, ",") {
-		m = strings.TrimSpace(m)
-		if len(m) < 2 {
-			return Limits{}, fmt.Errorf("bad quota definition %q", s)
-		}
-		n, err := strconv.ParseInt(m[:len(m)-1], 10, 64)
-		if err != nil || n < 0 {
-			return Limits{}, fmt.Errorf("bad quota definition %q", s)
-		}
-		switch m[len(m)-1] {
-		case 'S':
-			l.Bytes = n
-		case 'C':
-			l.Messages = n
-		}
-	}
-	return l, nil
-}
-
 // Usage is what a Maildir holds.
 type Usage struct {
 	Bytes    int64
@@ -119,17 +73,17 @@ type Usage struct {
 // Parse reads a maildirsize file's content: the quota definition and the
 // summed usage. A last line without a newline is ignored. Data of
 // MaxFileSize bytes or more is refused: such a file is rebuilt, not read.
-func Parse(data []byte) (Limits, Usage, error) {
+func Parse(data []byte) (quota.Limits, Usage, error) {
 	if len(data) >= MaxFileSize {
-		return Limits{}, Usage{}, errors.New("maildirsize: too large")
+		return quota.Limits{}, Usage{}, errors.New("maildirsize: too large")
 	}
 	first, rest, ok := bytes.Cut(data, []byte("\n"))
 	if !ok {
-		return Limits{}, Usage{}, errors.New("maildirsize: no complete first line")
+		return quota.Limits{}, Usage{}, errors.New("maildirsize: no complete first line")
 	}
-	lim, err := ParseDefinition(string(first))
+	lim, err := quota.ParseFile(string(first))
 	if err != nil {
-		return Limits{}, Usage{}, err
+		return quota.Limits{}, Usage{}, err
 	}
 	var u Usage
 	for len(rest) > 0 {
@@ -143,16 +97,16 @@ func Parse(data []byte) (Limits, Usage, error) {
 			continue
 		}
 		if len(f) != 2 {
-			return Limits{}, Usage{}, fmt.Errorf("maildirsize: bad line %q", line)
+			return quota.Limits{}, Usage{}, fmt.Errorf("maildirsize: bad line %q", line)
 		}
 		b, err1 := strconv.ParseInt(f[0], 10, 64)
 		c, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil {
-			return Limits{}, Usage{}, fmt.Errorf("maildirsize: bad line %q", line)
+			return quota.Limits{}, Usage{}, fmt.Errorf("maildirsize: bad line %q", line)
 		}
 		const limit = 1 << 50 // MaxFileSize bytes hold too few lines for these to overflow a sum
 		if b > limit || b < -limit || c > limit || c < -limit {
-			return Limits{}, Usage{}, fmt.Errorf("maildirsize: number out of range in %q", line)
+			return quota.Limits{}, Usage{}, fmt.Errorf("maildirsize: number out of range in %q", line)
 		}
 		u.Bytes += b
 		u.Messages += c
@@ -164,7 +118,7 @@ func Parse(data []byte) (Limits, Usage, error) {
 var ErrOverQuota = errors.New("mailbox full")
 
 // over reports whether size more bytes in one more message exceed lim.
-func over(lim Limits, u Usage, size int64) bool {
+func over(lim quota.Limits, u Usage, size int64) bool {
 	return (lim.Bytes > 0 && u.Bytes+size > lim.Bytes) || (lim.Messages > 0 && u.Messages+1 > lim.Messages)
 }
 
@@ -173,7 +127,7 @@ func over(lim Limits, u Usage, size int64) bool {
 // as the package documentation describes. It returns the usage it based
 // its verdict on, and ErrOverQuota (wrapped) when the message does not
 // fit. Other errors are failure.Temporary.
-func Check(root *os.File, lim Limits, size int64, now time.Time) (Usage, error) {
+func Check(root *os.File, lim quota.Limits, size int64, now time.Time) (Usage, error) {
 	if !lim.Enabled() {
 		return Usage{}, nil
 	}
@@ -199,7 +153,7 @@ func Check(root *os.File, lim Limits, size int64, now time.Time) (Usage, error) 
 
 // read returns the usage in maildirsize and the file's mtime, or an error
 // when it must be rebuilt.
-func read(root *os.File, lim Limits) (Usage, time.Time, error) {
+func read(root *os.File, lim quota.Limits) (Usage, time.Time, error) {
 	fd, err := unix.Openat(int(root.Fd()), FileName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return Usage{}, time.Time{}, err
@@ -250,7 +204,7 @@ func Add(root *os.File, bytes, count int64) error {
 
 // Recalculate counts the Maildir's messages and writes a fresh
 // maildirsize, as the package documentation describes.
-func Recalculate(root *os.File, lim Limits) (Usage, error) {
+func Recalculate(root *os.File, lim quota.Limits) (Usage, error) {
 	before, u, err := count(root)
 	if err != nil {
 		return Usage{}, failure.Wrap(failure.Temporary, err, "cannot count the maildir for its quota")

@@ -1,4 +1,4 @@
-package quota
+package maildirsize
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mapdrop/mapdrop/format/quota"
 )
 
 // newMaildir makes a Maildir with the given files (path relative to the
@@ -46,37 +48,9 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-func TestDefinition(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want Limits
-		str  string
-	}{
-		{"104857600S", Limits{Bytes: 104857600}, "104857600S"},
-		{"52428800S,1000C", Limits{52428800, 1000}, "52428800S,1000C"},
-		{"1000C,5S", Limits{5, 1000}, "5S,1000C"},
-		{"10C", Limits{Messages: 10}, "10C"},
-		{"", Limits{}, ""},
-		{"100S,7X", Limits{Bytes: 100}, "100S"}, // unknown letters ignored
-	} {
-		got, err := ParseDefinition(c.in)
-		if err != nil || got != c.want || got.String() != c.str {
-			t.Errorf("ParseDefinition(%q) = %+v (%q), %v; want %+v (%q)", c.in, got, got.String(), err, c.want, c.str)
-		}
-	}
-	for _, bad := range []string{"S", "xS", "-5S", "5", "1S,,2C"} {
-		if l, err := ParseDefinition(bad); err == nil {
-			t.Errorf("ParseDefinition(%q) = %+v, want an error", bad, l)
-		}
-	}
-	if (Limits{}).Enabled() || !(Limits{Messages: 1}).Enabled() {
-		t.Error("Enabled is wrong")
-	}
-}
-
 func TestParse(t *testing.T) {
 	lim, u, err := Parse([]byte("1000S,10C\n     300    3\n    -100   -1\n\n  50 1\n 999 9"))
-	if err != nil || lim != (Limits{1000, 10}) || u != (Usage{250, 3}) {
+	if err != nil || lim != (quota.Limits{Bytes: 1000, Messages: 10}) || u != (Usage{250, 3}) {
 		t.Errorf("Parse = %+v %+v %v; want {1000 10} {250 3}", lim, u, err)
 	}
 	for _, bad := range []string{"", "1000S", "1000S\n1\n", "1000S\nx 1\n", "1000S\n1 2 3\n", "zz\n", "1S\n1125899906842625 1\n",
@@ -97,7 +71,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("negative limits %+v", lim)
 		}
 		// The definition survives a round trip.
-		again, err := ParseDefinition(lim.String())
+		again, err := quota.ParseFile(lim.String())
 		if err != nil || again != lim {
 			t.Fatalf("definition %q re-parses as %+v, %v; want %+v", lim.String(), again, err, lim)
 		}
@@ -130,7 +104,7 @@ func TestRecalculateCounts(t *testing.T) {
 		".notes":                       "a file, not a folder",   // not counted
 		"maildirsize":                  "5S\n1 1\n",              // another quota: rebuilt
 	})
-	lim := Limits{Bytes: 1000000, Messages: 100}
+	lim := quota.Limits{Bytes: 1000000, Messages: 100}
 	u, err := Check(root, lim, 1, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -152,21 +126,21 @@ func TestRecalculateCounts(t *testing.T) {
 func TestUnderAtOver(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		lim    Limits
+		lim    quota.Limits
 		used   string // maildirsize usage lines
 		size   int64
 		isOver bool
 	}{
-		{"bytes under", Limits{Bytes: 1000}, "500 5\n", 499, false},
-		{"bytes at", Limits{Bytes: 1000}, "500 5\n", 500, false},
-		{"bytes over", Limits{Bytes: 1000}, "500 5\n", 501, true},
-		{"bytes full", Limits{Bytes: 1000}, "1000 5\n", 1, true},
-		{"count under", Limits{Messages: 3}, "500 1\n", 1 << 30, false},
-		{"count at", Limits{Messages: 3}, "500 2\n", 1, false},
-		{"count over", Limits{Messages: 3}, "500 3\n", 1, true},
-		{"both, count over", Limits{1000, 3}, "10 3\n", 1, true},
-		{"both, bytes over", Limits{1000, 3}, "999 1\n", 2, true},
-		{"both under", Limits{1000, 3}, "998 1\n -1 0\n", 3, false},
+		{"bytes under", quota.Limits{Bytes: 1000}, "500 5\n", 499, false},
+		{"bytes at", quota.Limits{Bytes: 1000}, "500 5\n", 500, false},
+		{"bytes over", quota.Limits{Bytes: 1000}, "500 5\n", 501, true},
+		{"bytes full", quota.Limits{Bytes: 1000}, "1000 5\n", 1, true},
+		{"count under", quota.Limits{Messages: 3}, "500 1\n", 1 << 30, false},
+		{"count at", quota.Limits{Messages: 3}, "500 2\n", 1, false},
+		{"count over", quota.Limits{Messages: 3}, "500 3\n", 1, true},
+		{"both, count over", quota.Limits{Bytes: 1000, Messages: 3}, "10 3\n", 1, true},
+		{"both, bytes over", quota.Limits{Bytes: 1000, Messages: 3}, "999 1\n", 2, true},
+		{"both under", quota.Limits{Bytes: 1000, Messages: 3}, "998 1\n -1 0\n", 3, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, root := newMaildir(t, map[string]string{FileName: c.lim.String() + "\n" + c.used})
@@ -188,7 +162,7 @@ func TestUnderAtOver(t *testing.T) {
 
 func TestNoLimitsNoFile(t *testing.T) {
 	dir, root := newMaildir(t, nil)
-	if _, err := Check(root, Limits{}, 1<<40, time.Now()); err != nil {
+	if _, err := Check(root, quota.Limits{}, 1<<40, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Add(root, 10, 1); err != nil {
@@ -203,7 +177,7 @@ func TestStaleOverQuotaRecalculated(t *testing.T) {
 	// The file says full; the Maildir is empty (mail was deleted by a reader
 	// that does not keep maildirsize).
 	dir, root := newMaildir(t, map[string]string{FileName: "1000S\n1000 10\n"})
-	lim := Limits{Bytes: 1000}
+	lim := quota.Limits{Bytes: 1000}
 	if _, err := Check(root, lim, 10, time.Now()); !errors.Is(err, ErrOverQuota) {
 		t.Fatalf("fresh file: Check = %v, want over quota", err)
 	}
@@ -235,7 +209,7 @@ func TestLargeOrBrokenFileRebuilt(t *testing.T) {
 			} else {
 				os.WriteFile(p, []byte(content), 0o600)
 			}
-			u, err := Check(root, Limits{Bytes: 1000}, 10, time.Now())
+			u, err := Check(root, quota.Limits{Bytes: 1000}, 10, time.Now())
 			if name == "directory" {
 				// A directory cannot be replaced by rename: a temporary error.
 				if err == nil || errors.Is(err, ErrOverQuota) {
@@ -255,7 +229,7 @@ func TestLargeOrBrokenFileRebuilt(t *testing.T) {
 
 func TestAdd(t *testing.T) {
 	dir, root := newMaildir(t, nil)
-	lim := Limits{Bytes: 100, Messages: 3}
+	lim := quota.Limits{Bytes: 100, Messages: 3}
 	for i := range 3 {
 		if _, err := Check(root, lim, 30, time.Now()); err != nil {
 			t.Fatalf("delivery %d: %v", i, err)
@@ -283,7 +257,7 @@ func TestSymlinkedMaildirsize(t *testing.T) {
 	if err := Add(root, 1, 1); err == nil {
 		t.Error("Add through a symlink succeeded")
 	}
-	if _, err := Check(root, Limits{Bytes: 100}, 1, time.Now()); err != nil {
+	if _, err := Check(root, quota.Limits{Bytes: 100}, 1, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, victim); got != "precious\n" {
