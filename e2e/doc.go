@@ -2,8 +2,8 @@
 // delivering through them. It needs root and Postfix; without them the tests
 // skip, or fail when env CI=true or MAPDROP_REQUIRE_POSTFIX=1.
 //
-// TestMain builds ./cmd/mapdropd and ./cmd/mapdrop once into a 0755
-// directory (or, with env MAPDROP_E2E_BINDIR=DIR, uses DIR/mapdropd and
+// The tests build ./cmd/mapdropd and ./cmd/mapdrop once (testkit.Build) into
+// a 0755 directory (or, with env MAPDROP_E2E_BINDIR=DIR, use DIR/mapdropd and
 // DIR/mapdrop as they are). TestPostfix then sets up, once for all its
 // subtests:
 //

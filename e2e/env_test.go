@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // Users the tests create (idempotently) and leave on the machine.
@@ -32,22 +33,23 @@ const (
 // Stopping deliver lets mail be accepted and then meet a dead server at
 // delivery time.
 type env struct {
-	base    string // 0755 temp dir holding everything below
-	tables  string // -tables DIR of both servers
-	export  string // -export DIR of the maps server
-	vmail   string // homes of the virtual users
-	homes   string // homes of the local users
-	mapdrop string // the mapdrop binary
-	uid     uint32 // pipeUser
-	gid     uint32
-	maps    *postfixtest.Server
-	deliver *postfixtest.Server
-	pf      *postfixtest.Instance
+	base        string // 0755 temp dir holding everything below
+	tables      string // -tables DIR of both servers
+	export      string // -export DIR of the maps server
+	vmail       string // homes of the virtual users
+	homes       string // homes of the local users
+	mapdrop     string // the mapdrop binary
+	uid         uint32 // pipeUser
+	gid         uint32
+	deliverAddr string // where deliver listens, as mapdrop's -s
+	maps        *testkit.Mapdropd
+	deliver     *testkit.Mapdropd
+	pf          *postfixtest.Instance
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	requireBinaries(t)
+	bins := requireBinaries(t)
 	base, err := os.MkdirTemp("", "mapdrop-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func newEnv(t *testing.T) *env {
 		export:  filepath.Join(base, "export"),
 		vmail:   filepath.Join(base, "vmail"),
 		homes:   filepath.Join(base, "home"),
-		mapdrop: bins.Path("mapdrop"),
+		mapdrop: bins.Mapdrop(),
 	}
 	e.uid, e.gid = postfixtest.EnsureUser(t, pipeUser)
 	for _, d := range []string{e.tables, e.export, e.vmail, e.homes, filepath.Join(base, "run")} {
@@ -73,6 +75,8 @@ func newEnv(t *testing.T) *env {
 	mapsSock := filepath.Join(base, "run", "maps.sock")
 	deliverSock := filepath.Join(base, "run", "deliver.sock")
 	deliverAddr := "unix:" + deliverSock
+	mapsAddr := "unix:" + mapsSock
+	e.deliverAddr = deliverAddr
 
 	// Virtual users: homes owned by the pipe user. user1's and user3's
 	// Maildirs exist beforehand with an extension folder (.work, .Work);
@@ -121,17 +125,20 @@ user3@someother.domain  %[1]s|home=%[2]s/someother.domain/user3|quota=52428800S,
 `, ug, e.vmail))
 	writeFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(deliverAddr, ""))
 
-	e.maps = postfixtest.StartServer(t, postfixtest.ServerConfig{
-		Bin: bins.Path("mapdropd"), Tables: e.tables, Socket: mapsSock,
-		Args:     []string{"-export", e.export},
-		ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
+	e.maps = testkit.StartMapdropd(t, testkit.MapdropdConfig{
+		Bin:       bins.Mapdropd(),
+		Args:      []string{"-tables", e.tables, "-socketmap", mapsAddr, "-socket-mode", "0666", "-export", e.export},
+		ProbeAddr: mapsAddr, ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
+		LogFile: mapsSock + ".log",
 	})
-	e.deliver = postfixtest.StartServer(t, postfixtest.ServerConfig{
-		Bin: bins.Path("mapdropd"), Tables: e.tables, Socket: deliverSock,
-		ProbeMap: "userdb", ProbeKey: "user1@some.domain",
+	e.deliver = testkit.StartMapdropd(t, testkit.MapdropdConfig{
+		Bin:       bins.Mapdropd(),
+		Args:      []string{"-tables", e.tables, "-socketmap", deliverAddr, "-socket-mode", "0666"},
+		ProbeAddr: deliverAddr, ProbeMap: "userdb", ProbeKey: "user1@some.domain",
+		LogFile: deliverSock + ".log",
 	})
 	cdb := e.cdbPath()
-	waitFor(t, "the mailbox_command.cdb export", func() bool {
+	testkit.Eventually(t, "the mailbox_command.cdb export", func() bool {
 		_, err := os.Stat(cdb)
 		return err == nil
 	})
@@ -305,17 +312,5 @@ func replaceFile(t *testing.T, path, content string) {
 	writeFile(t, tmp, content)
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond every 100 ms for up to a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

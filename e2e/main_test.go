@@ -1,45 +1,26 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
-// bins are the programs under test, built once by TestMain; buildErr says
-// why they are missing.
-var (
-	bins     postfixtest.Binaries
-	buildErr error
-)
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	if dir := os.Getenv("MAPDROP_E2E_BINDIR"); dir != "" {
-		// Test already built (or installed) programs instead; dir must
-		// be traversable by the unprivileged delivery users.
-		bins = postfixtest.Binaries{Paths: map[string]string{
-			"mapdropd": filepath.Join(dir, "mapdropd"),
-			"mapdrop":  filepath.Join(dir, "mapdrop"),
-		}}
-	} else if postfixtest.Missing() == "" {
-		bins, buildErr = postfixtest.Build("./cmd/mapdropd", "./cmd/mapdrop")
-	} else {
-		buildErr = fmt.Errorf("not built: %s", postfixtest.Missing())
-	}
-	code := m.Run()
-	bins.Remove()
-	os.Exit(code)
-}
-
-// requireBinaries stops the test unless Postfix can run and the binaries
-// were built; a build failure always fails.
-func requireBinaries(t *testing.T) {
+// requireBinaries stops the test unless Postfix can run, and returns the
+// programs under test: those in env MAPDROP_E2E_BINDIR when it is set,
+// else the ones built from this checkout (a build failure always fails).
+func requireBinaries(t *testing.T) testkit.Binaries {
 	t.Helper()
 	postfixtest.Require(t)
-	if buildErr != nil {
-		t.Fatalf("building the binaries: %v", buildErr)
+	if dir := os.Getenv("MAPDROP_E2E_BINDIR"); dir != "" {
+		// Already built (or installed) programs; dir must be traversable
+		// by the unprivileged delivery users.
+		return testkit.Binaries{Dir: filepath.Clean(dir)}
 	}
+	return testkit.Build(t)
 }

@@ -6,9 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // TestPostfix runs every end-to-end case against one Postfix instance and
@@ -120,7 +120,7 @@ func TestPostfix(t *testing.T) {
 		if !strings.Contains(line, "relay=mapdrop,") || !strings.Contains(line, "(temporary failure") {
 			t.Errorf("deferral is not mapdrop's exit 75: %s", line)
 		}
-		waitFor(t, "the message in the deferred queue", func() bool {
+		testkit.Eventually(t, "the message in the deferred queue", func() bool {
 			q := e.pf.Queued(t, qid)
 			return q != nil && q.QueueName == "deferred"
 		})
@@ -157,12 +157,10 @@ func TestPostfix(t *testing.T) {
 		// smtpd keeps a failed lookup's connection state briefly; a bounded
 		// retry shows it accepts again once the server is back.
 		var got postfixtest.Reply
-		for i := 0; i < 20; i++ {
-			if got, _ = e.send(t, "user1@some.domain", "maps back"); got.Code == 250 {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		testkit.Poll(testkit.Patience, func() bool {
+			got, _ = e.send(t, "user1@some.domain", "maps back")
+			return got.Code == 250
+		})
 		if got.Code != 250 {
 			t.Errorf("after the maps server came back: %v, want 250", got)
 		}
@@ -194,8 +192,8 @@ func TestPostfix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(e.deliver.Addr(), "somefolder"))
-		waitFor(t, "a new mailbox_command.cdb", func() bool {
+		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(e.deliverAddr, "somefolder"))
+		testkit.Eventually(t, "a new mailbox_command.cdb", func() bool {
 			after, err := os.ReadFile(e.cdbPath())
 			return err == nil && string(after) != string(before) && strings.Contains(string(after), "somefolder")
 		})

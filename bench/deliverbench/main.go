@@ -68,6 +68,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/bench/internal/benchkit"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
@@ -368,7 +369,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	if bin == "" {
 		bin = filepath.Join(base, "bin")
 		fmt.Fprintln(out, "building mapdropd, mapdrop and floorwriter ...")
-		if err := benchkit.Build(bin, "./cmd/mapdropd", "./cmd/mapdrop", "./bench/deliverbench/floorwriter"); err != nil {
+		if err := testkit.BuildInto(context.Background(), bin, false, "./cmd/mapdropd", "./cmd/mapdrop", "./bench/deliverbench/floorwriter"); err != nil {
 			return nil, err
 		}
 	}

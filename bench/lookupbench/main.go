@@ -50,6 +50,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,6 +64,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/bench/internal/benchkit"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // config is the command line.
@@ -229,7 +231,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	if bin == "" {
 		bin = filepath.Join(dir, "bin")
 		fmt.Fprintln(out, "building mapdropd and floorserver ...")
-		if err := benchkit.Build(bin, "./cmd/mapdropd", "./bench/lookupbench/floorserver"); err != nil {
+		if err := testkit.BuildInto(context.Background(), bin, false, "./cmd/mapdropd", "./bench/lookupbench/floorserver"); err != nil {
 			return nil, err
 		}
 	}

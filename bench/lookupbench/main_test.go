@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mapdrop/mapdrop/bench/internal/benchkit"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // TestQuick runs the whole benchmark at toy sizes against real mapdropd and
@@ -59,7 +61,7 @@ func TestQuick(t *testing.T) {
 func TestLoadRoundCountsWrongAnswers(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
-	if err := benchkit.Build(bin, "./bench/lookupbench/floorserver"); err != nil {
+	if err := testkit.BuildInto(context.Background(), bin, false, "./bench/lookupbench/floorserver"); err != nil {
 		t.Fatal(err)
 	}
 	ks := keyspace{entries: 100, domains: domainsFor(100), missPct: 10}

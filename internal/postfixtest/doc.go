@@ -1,5 +1,5 @@
-// Package postfixtest runs throwaway Postfix instances, test users and
-// mapdropd subprocesses for end-to-end tests. It needs root and a Postfix
+// Package postfixtest runs throwaway Postfix instances and test users for
+// end-to-end tests (internal/testkit runs mapdropd). It needs root and a Postfix
 // installation (Debian's postfix, postfix-cdb); Require decides whether a
 // missing one fails or skips the test.
 //

@@ -1,7 +1,7 @@
 // Package benchkit holds what mapdrop's benchmark programs (bench/lookupbench,
-// bench/deliverbench) share: building the binaries under test, statistics over
-// interleaved rounds, reading a process's memory from /proc, and the result
-// table.
+// bench/deliverbench) share: statistics over interleaved rounds, reading a
+// process's memory from /proc, and the result table. They build the binaries
+// under test with internal/testkit.BuildInto, as the tests do.
 //
 // # Method
 //
@@ -36,57 +36,6 @@ import (
 	"text/tabwriter"
 	"time"
 )
-
-// ModuleRoot returns the directory holding the go.mod of module
-// github.com/mapdrop/mapdrop, searching upwards from the working directory.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(b), "module github.com/mapdrop/mapdrop\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the mapdrop module (no go.mod for github.com/mapdrop/mapdrop above the working directory)")
-		}
-		dir = parent
-	}
-}
-
-// GoTool returns the go command: the one on PATH, else /usr/local/go/bin/go
-// (where the official tarball installs it).
-func GoTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "/usr/local/go/bin/go"
-}
-
-// Build runs "go build -o outDir/ pkgs..." in the module root, so each main
-// package lands in outDir under its directory's name. outDir is created
-// (mode 0755) when missing.
-func Build(outDir string, pkgs ...string) error {
-	root, err := ModuleRoot()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
-	args := append([]string{"build", "-o", outDir + string(os.PathSeparator)}, pkgs...)
-	cmd := exec.Command(GoTool(), args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds them
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
-	}
-	return nil
-}
 
 // LookTool finds an executable by name on PATH or in the sbin and libexec
 // directories Debian installs mail tools into, which a non-root PATH often

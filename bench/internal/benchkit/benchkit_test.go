@@ -98,16 +98,6 @@ func TestReport(t *testing.T) {
 	}
 }
 
-func TestModuleRoot(t *testing.T) {
-	root, err := ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(root + "/bench/internal/benchkit/benchkit.go"); err != nil {
-		t.Errorf("ModuleRoot %s: %v", root, err)
-	}
-}
-
 func TestParseStat(t *testing.T) {
 	// Fields 14 (utime) = 150 and 15 (stime) = 50 ticks: 2 s.
 	line := "1234 (map drop) d) S 1 1234 1234 0 -1 4194560 500 0 0 0 150 50 0 0 20 0 5 0 100 1000 200\n"
