@@ -9,37 +9,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // These tests run the real mapdropd binary over real sockets, with Postfix's
 // own postmap(1) as the client where the issue asks for it.
 
-var binDir string
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mapdropd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	out, err := exec.Command("go", "build", "-race", "-o", dir+"/mapdropd", ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building mapdropd: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	binDir = dir
-	// The binary is built with the race detector, which by default sleeps a
-	// second before every exit; a race still fails the command.
-	os.Setenv("GORACE", "atexit_sleep_ms=0 exitcode=66")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+// bin is the mapdropd under test, built with the race detector.
+func bin(t *testing.T) string {
+	t.Helper()
+	return testkit.BuildRace(t).Mapdropd()
 }
 
 // tables written for these tests: a UTF-8 key, a catch-all, a value with
@@ -64,33 +50,12 @@ func writeTables(t *testing.T, tables map[string]string) string {
 	return dir
 }
 
-// daemon is a running mapdropd.
+// daemon is a running mapdropd and its listeners.
 type daemon struct {
-	cmd    *exec.Cmd
-	sock   string // unix:/path of the socketmap listener
-	inet   string // inet:127.0.0.1:port of the socketmap listener
-	tcp    string // 127.0.0.1:port of the tcp_table listener for virtual_alias
-	stderr *syncBuffer
-	done   chan error
-}
-
-// syncBuffer is a bytes.Buffer that the daemon's stderr copier and the test
-// may use at the same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	*testkit.Mapdropd
+	sock string // unix:/path of the socketmap listener
+	inet string // inet:127.0.0.1:port of the socketmap listener
+	tcp  string // 127.0.0.1:port of the tcp_table listener for virtual_alias
 }
 
 func freePort(t *testing.T) string {
@@ -103,56 +68,30 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startDaemon starts mapdropd serve on tablesDir and waits until it answers.
-// Cleanup stops it with SIGTERM and checks that it exits 0.
+// startDaemon starts mapdropd serve on tablesDir, logging at debug, and
+// waits until it answers. Cleanup stops it with SIGTERM and checks that it
+// exits 0.
 func startDaemon(t *testing.T, tablesDir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{
 		// run/mapdrop does not exist: serve creates the socket's directory.
-		sock:   "unix:" + filepath.Join(t.TempDir(), "run", "mapdrop", "mapdropd.sock"),
-		inet:   "inet:" + freePort(t),
-		tcp:    freePort(t),
-		stderr: &syncBuffer{},
-		done:   make(chan error, 1),
+		sock: "unix:" + filepath.Join(t.TempDir(), "run", "mapdrop", "mapdropd.sock"),
+		inet: "inet:" + freePort(t),
+		tcp:  freePort(t),
 	}
-	args := append([]string{"serve", "-tables", tablesDir, "-socketmap", d.sock, "-socketmap", d.inet,
+	args := append([]string{"-tables", tablesDir, "-socketmap", d.sock, "-socketmap", d.inet,
 		"-tcp", "virtual_alias=" + d.tcp, "-log-level", "debug"}, extra...)
-	d.cmd = exec.Command(binDir+"/mapdropd", args...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-d.done:
-			if err != nil {
-				t.Errorf("mapdropd after SIGTERM: %v (want exit 0)\n%s", err, d.stderr)
-			}
-		case <-time.After(20 * time.Second):
-			_ = d.cmd.Process.Kill()
-			t.Errorf("mapdropd did not exit within 20s of SIGTERM\n%s", d.stderr)
-		}
+	d.Mapdropd = testkit.StartMapdropd(t, testkit.MapdropdConfig{
+		Bin: bin(t), Args: args,
+		ProbeAddr: d.sock, ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
 	})
-	for i := 0; i < 100; i++ {
-		if code, _, _ := mapdropd(t, "", "query", "-s", d.sock, "virtual_mailbox_domains", "some.domain"); code == 0 {
-			return d
-		}
-		select {
-		case err := <-d.done:
-			t.Fatalf("mapdropd exited: %v\n%s", err, d.stderr)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("mapdropd did not answer within 10s\n%s", d.stderr)
-	return nil
+	return d
 }
 
 // mapdropd runs the binary and returns its exit code, stdout and stderr.
 func mapdropd(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	return runCmd(t, stdin, binDir+"/mapdropd", args...)
+	return runCmd(t, stdin, bin(t), args...)
 }
 
 func runCmd(t *testing.T, stdin, prog string, args ...string) (int, string, string) {
@@ -241,8 +180,8 @@ func TestPostmapSocketmapUnix(t *testing.T) {
 		{"ÜMLÄUT@some.domain", true, "some.domain/umlaut/Maildir/"},
 	})
 	// The server logs each query at debug level, and saw the key as sent.
-	if !strings.Contains(d.stderr.String(), "USER1@Some.Domain") {
-		t.Errorf("debug log does not show the key as Postfix sent it:\n%s", d.stderr)
+	if !strings.Contains(d.Log(), "USER1@Some.Domain") {
+		t.Errorf("debug log does not show the key as Postfix sent it:\n%s", d.Log())
 	}
 }
 
@@ -357,18 +296,13 @@ func TestServeMissingTablesDir(t *testing.T) {
 	}
 }
 
-// waitAnswer polls query until it prints want, for at most 5 seconds.
+// waitAnswer polls query until it prints want.
 func waitAnswer(t *testing.T, d *daemon, m, key, want string) {
 	t.Helper()
-	var out string
-	for i := 0; i < 100; i++ {
-		_, out, _ = mapdropd(t, "", "query", "-s", d.sock, m, key)
-		if out == want+"\n" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("query %s %s = %q, want %q within 5s", m, key, out, want)
+	testkit.Eventually(t, fmt.Sprintf("query %s %s to print %q", m, key, want), func() bool {
+		_, out, _ := mapdropd(t, "", "query", "-s", d.sock, m, key)
+		return out == want+"\n"
+	})
 }
 
 func TestReloadAndExport(t *testing.T) {
@@ -394,27 +328,18 @@ func TestReloadAndExport(t *testing.T) {
 	}
 	waitAnswer(t, d, "mailbox_command", "you", "/usr/local/bin/mapdrop -d ${USER} v2")
 	var good []byte
-	for i := 0; i < 100; i++ {
+	testkit.Eventually(t, "the snapshot rewritten after the edit", func() bool {
 		good, _ = os.ReadFile(cdb)
-		if bytes.Contains(good, []byte("v2")) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !bytes.Contains(good, []byte("v2")) {
-		t.Fatal("snapshot not rewritten after the edit")
-	}
+		return bytes.Contains(good, []byte("v2"))
+	})
 
 	// A broken edit keeps the old table and the old snapshot, byte for byte.
 	if err := os.WriteFile(filepath.Join(dir, "mailbox_command"), []byte("you\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 100 && !strings.Contains(d.stderr.String(), "mailbox_command:1:"); i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(d.stderr.String(), "mailbox_command:1:") {
-		t.Errorf("broken edit not logged as file:line:\n%s", d.stderr)
-	}
+	testkit.Eventually(t, "the broken edit logged as file:line", func() bool {
+		return strings.Contains(d.Log(), "mailbox_command:1:")
+	})
 	waitAnswer(t, d, "mailbox_command", "you", "/usr/local/bin/mapdrop -d ${USER} v2")
 	if now, _ := os.ReadFile(cdb); !bytes.Equal(now, good) {
 		t.Error("snapshot changed after a broken edit")
@@ -425,7 +350,7 @@ func TestReloadAndExport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "mailbox_command"), []byte("you  v3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitAnswer(t, d, "mailbox_command", "you", "v3")
