@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,55 +12,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mapdrop/mapdrop/deliver/maillog"
-	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/roottest"
-	"github.com/mapdrop/mapdrop/lookup/oneshot"
-	"github.com/mapdrop/mapdrop/lookup/server"
-	"github.com/mapdrop/mapdrop/lookup/sockaddr"
-	"github.com/mapdrop/mapdrop/tables/mapfile"
-	"github.com/mapdrop/mapdrop/tables/store"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
-// The tests run the built mapdrop binary against a real lookup server on a
-// real unix socket: the real mapdropd binary when it builds, else (or with
-// env MAPDROP_TEST_INPROCESS=1) the same server code in-process.
+// The tests run the built mapdrop binary against the real mapdropd binary
+// on a real unix socket.
 
-var (
-	binDir     string // mode 0755, holds mapdrop (and mapdropd)
-	haveDaemon bool
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "mapdrop-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	binDir = dir
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "mapdrop"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building mapdrop: %v\n%s", err, out)
-		return 1
-	}
-	if os.Getenv("MAPDROP_TEST_INPROCESS") == "1" {
-		fmt.Fprintln(os.Stderr, "MAPDROP_TEST_INPROCESS=1: using the in-process server")
-	} else if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "mapdropd"), "../mapdropd").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building mapdropd failed, using the in-process server: %v\n%s", err, out)
-	} else {
-		haveDaemon = true
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // world is one test's server, homes and log file.
 type world struct {
@@ -88,11 +48,8 @@ func newWorld(t *testing.T, entries map[string]string) *world {
 		t.Fatal(err)
 	}
 	var lines []string
-	var es []mapfile.Entry
 	for k, v := range entries {
-		v = w.expand(v)
-		lines = append(lines, k+" "+v)
-		es = append(es, mapfile.Entry{Key: k, Value: v})
+		lines = append(lines, k+" "+w.expand(v))
 	}
 	sort.Strings(lines)
 	tables := filepath.Join(w.base, "tables")
@@ -100,76 +57,16 @@ func newWorld(t *testing.T, entries map[string]string) *world {
 	if err := os.WriteFile(filepath.Join(tables, "userdb"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if haveDaemon {
-		w.startDaemon(tables)
-	} else {
-		w.startInProcess(es)
-	}
+	testkit.StartMapdropd(t, testkit.MapdropdConfig{
+		Bin:       testkit.Build(t).Mapdropd(),
+		Args:      []string{"-tables", tables, "-socketmap", w.sock, "-socket-mode", "0666"},
+		ProbeAddr: w.sock, ProbeMap: "userdb", ProbeKey: "ready.probe",
+	})
 	return w
 }
 
 func (w *world) expand(v string) string {
 	return strings.NewReplacer("UID", fmt.Sprint(w.uid), "GID", fmt.Sprint(w.gid), "BASE", w.base).Replace(v)
-}
-
-func (w *world) startDaemon(tables string) {
-	t := w.t
-	var stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join(binDir, "mapdropd"), "serve", "-tables", tables,
-		"-socketmap", w.sock, "-socket-mode", "0666")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	a, _ := sockaddr.Parse(w.sock)
-	for range 200 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := oneshot.Lookup(ctx, time.Time{}, a, "userdb", "ready.probe")
-		cancel()
-		if failure.KindOf(err) == failure.NotFound {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("mapdropd exited: %v\n%s", err, stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("mapdropd did not serve userdb within 10s\n%s", stderr.String())
-}
-
-func (w *world) startInProcess(es []mapfile.Entry) {
-	t := w.t
-	st, err := store.New("+")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Replace("userdb", store.Exact, es); err != nil {
-		t.Fatal(err)
-	}
-	srv := &server.Server{Tables: server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
-		return st.Lookup(m, k)
-	})}
-	a, _ := sockaddr.Parse(w.sock)
-	if err := srv.ListenSocketmap(a, server.UnixOptions{Mode: 0o666}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
 }
 
 // home makes BASE/homes/NAME owned by the mailbox owner and returns it.
@@ -228,7 +125,7 @@ func (w *world) runOpts(o runOpts, args ...string) result {
 }
 
 func (w *world) command(o runOpts, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(binDir, "mapdrop"), args...)
+	cmd := exec.Command(testkit.Build(w.t).Mapdrop(), args...)
 	if o.stdin == nil {
 		o.stdin = strings.NewReader("")
 	}

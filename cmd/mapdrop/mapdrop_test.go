@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/roottest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 var userdb = map[string]string{
@@ -158,11 +159,37 @@ func TestSystemAccount(t *testing.T) {
 	if os.Geteuid() != 0 {
 		return // running as nobody
 	}
-	// root is in passwd, with uid 0: refused, the mail stays queued.
-	w.run(strings.NewReader("x"), "-d", "root").want(t, 75, "uid and gid must not be 0")
-	if _, err := os.Stat("/root/Maildir"); err == nil {
-		t.Log("note: /root/Maildir exists (not created by this test?)")
+	// root is in passwd, with uid 0: refused, the mail stays queued, and
+	// nothing is written to root's Maildir (whether or not there is one).
+	rootUser, err := user.Lookup("root")
+	if err != nil {
+		t.Fatal(err)
 	}
+	md := filepath.Join(rootUser.HomeDir, "Maildir")
+	before := maildirState(md)
+	w.run(strings.NewReader("x"), "-d", "root").want(t, 75, "uid and gid must not be 0")
+	if after := maildirState(md); after != before {
+		t.Errorf("the refused delivery to root changed %s: %q, then %q", md, before, after)
+	}
+}
+
+// maildirState lists the entries of a Maildir and of its new/ and tmp/,
+// "-" for each that is missing.
+func maildirState(md string) string {
+	var b strings.Builder
+	for _, sub := range []string{"", "new", "tmp"} {
+		es, err := os.ReadDir(filepath.Join(md, sub))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: -; ", sub)
+			continue
+		}
+		fmt.Fprintf(&b, "%s:", sub)
+		for _, e := range es {
+			b.WriteString(" " + e.Name())
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
 }
 
 func TestIdentityMismatch(t *testing.T) {
@@ -298,18 +325,14 @@ func TestKilledMidWrite(t *testing.T) {
 		}
 	}()
 	// Wait (bounded) until part of the message is in tmp/.
-	partial := false
-	for range 1000 {
+	partial := testkit.Poll(testkit.Patience, func() bool {
 		for _, b := range files(t, filepath.Join(md, "tmp")) {
 			if len(b) > 0 {
-				partial = true
+				return true
 			}
 		}
-		if partial {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	cmd.Process.Kill()
 	err = cmd.Wait()
 	in.Close()
