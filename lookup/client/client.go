@@ -1,13 +1,12 @@
-// Package client asks a mapdropd (or any socketmap_table(5) or
-// tcp_table(5) server) for table lookups, as Postfix does. The wire formats
-// are those of lookup/socketmap (inside lookup/netstring frames) and
-// lookup/tcptable.
+// Package client asks a mapdropd (or any socketmap_table(5) server) for
+// table lookups over one kept-open connection, as Postfix does. The wire
+// format is that of lookup/socketmap, inside lookup/netstring frames.
 //
 // Every outcome is a failure kind (package failure):
 //
 //	found                              the value, nil error
-//	NOTFOUND / 500                     failure.ErrNotFound (kind NotFound)
-//	TEMP / 400, or a garbled reply     kind Temporary, with the server's reason
+//	NOTFOUND                           failure.ErrNotFound (kind NotFound)
+//	TEMP, or a garbled reply           kind Temporary, with the server's reason
 //	PERM                               kind Permanent, with the server's reason
 //	dial, read, write errors, timeouts kind Temporary: a dead or slow
 //	                                   server never reads as "not found"
@@ -31,7 +30,6 @@ import (
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/lookup/socketmap"
-	"github.com/mapdrop/mapdrop/lookup/tcptable"
 )
 
 // DefaultTimeout bounds a dial or lookup whose context has no deadline. It
@@ -166,29 +164,4 @@ func (c *Socketmap) Close() error {
 	err := c.nc.Close()
 	c.nc, c.br, c.nr = nil, nil, nil
 	return err
-}
-
-// TCPLookup dials the tcp_table server at a, asks for key and closes the
-// connection. A reply line over tcptable.MaxLine bytes is Temporary.
-func TCPLookup(ctx context.Context, a sockaddr.Addr, key string) (string, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	deadline, _ := ctx.Deadline() // withTimeout gives every ctx one
-	c, err := dialNet(ctx, deadline, a)
-	if err != nil {
-		return "", failure.Wrap(failure.Temporary, err, "lookup server %s unreachable", a)
-	}
-	defer c.Close()
-	_, err = c.Write(tcptable.AppendRequest(nil, key))
-	var line []byte
-	if err == nil {
-		line, err = bufio.NewReaderSize(c, tcptable.MaxLine).ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return "", failure.Temp("tcp_table server %s sent a reply longer than %d bytes", a, tcptable.MaxLine)
-		}
-	}
-	if err != nil {
-		return "", failure.Wrap(failure.Temporary, err, "tcp_table lookup at %s", a)
-	}
-	return tcptable.ParseReply(string(line))
 }

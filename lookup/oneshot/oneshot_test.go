@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/lookup/internal/lookuptest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
@@ -22,7 +22,7 @@ import (
 // kinds of raw socket.
 func TestLookupSilentServerTimesOut(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
-		a, _ := lookuptest.SilentServer(t, network)
+		a, _ := testkit.SilentServer(t, network)
 		short, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 		_, err := oneshot.Lookup(short, time.Time{}, a, "userdb", "user1")
 		cancel()
@@ -36,7 +36,7 @@ func TestLookupSilentServerTimesOut(t *testing.T) {
 // Cancelling a context without a deadline wakes a lookup blocked on the
 // reply.
 func TestLookupCancel(t *testing.T) {
-	a, accepted := lookuptest.SilentServer(t, "unix")
+	a, accepted := testkit.SilentServer(t, "unix")
 	c, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {
@@ -54,13 +54,13 @@ func TestLookupCancel(t *testing.T) {
 // A server that closes the connection without a reply is Temporary.
 func TestLookupClosedWithoutReply(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
-		a, accepted := lookuptest.SilentServer(t, network)
+		a, accepted := testkit.SilentServer(t, network)
 		go func() {
 			if nc, ok := <-accepted; ok {
 				nc.Close()
 			}
 		}()
-		_, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, "userdb", "user1")
+		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary || errors.Is(err, failure.ErrNotFound) {
 			t.Errorf("%s: closed without reply: error %v, want Temporary", network, err)
 		}
@@ -70,15 +70,15 @@ func TestLookupClosedWithoutReply(t *testing.T) {
 // A host name is resolved by getent, with the same outcomes; "localhost"
 // may list ::1 first, where nothing listens: the next address is tried.
 func TestLookupHostName(t *testing.T) {
-	s := lookuptest.Start(t, nil)
-	if err := s.ListenSocketmap(lookuptest.MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
+	s, _ := testkit.TableServer(t, nil)
+	if err := s.ListenSocketmap(testkit.MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(s.Addrs()[0].String())
-	a := lookuptest.MustParse(t, "inet:localhost:"+port)
-	for _, tc := range lookuptest.Cases {
-		v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
-		lookuptest.Check(t, "Lookup localhost "+tc.MapName+" "+tc.Key, v, err, tc.Want)
+	a := testkit.MustParse(t, "inet:localhost:"+port)
+	for _, tc := range testkit.Cases {
+		v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+		testkit.Check(t, "Lookup localhost "+tc.MapName+" "+tc.Key, v, err, tc.Want)
 	}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -89,13 +89,13 @@ func TestLookupHostName(t *testing.T) {
 
 // Every way a one-shot lookup ends closes its socket.
 func TestLookupLeavesNoDescriptors(t *testing.T) {
-	s := lookuptest.Start(t, nil)
-	a := lookuptest.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
+	s, _ := testkit.TableServer(t, nil)
+	a := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
 	if err := s.ListenSocketmap(a, server.UnixOptions{Mode: 0o600}); err != nil {
 		t.Fatal(err)
 	}
-	silent, accepted := lookuptest.SilentServer(t, "unix")
-	dead := lookuptest.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))
+	silent, accepted := testkit.SilentServer(t, "unix")
+	dead := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))
 	open := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
@@ -104,10 +104,10 @@ func TestLookupLeavesNoDescriptors(t *testing.T) {
 		return len(ents)
 	}
 	lookups := func() {
-		for _, tc := range lookuptest.Cases {
-			oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+		for _, tc := range testkit.Cases {
+			oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
 		}
-		oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, dead, "userdb", "user1")
+		oneshot.Lookup(testkit.Ctx(t), time.Time{}, dead, "userdb", "user1")
 		short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		oneshot.Lookup(short, time.Time{}, silent, "userdb", "user1")
 		cancel()
@@ -121,11 +121,11 @@ func TestLookupLeavesNoDescriptors(t *testing.T) {
 	// The in-process server closes its ends when it sees ours closed:
 	// give it time. A leak of ours would stay (5 rounds, 5 descriptors
 	// per path at least).
-	after := open()
-	for i := 0; i < 500 && after > before; i++ {
-		time.Sleep(10 * time.Millisecond)
+	var after int
+	testkit.Poll(5*time.Second, func() bool {
 		after = open()
-	}
+		return after <= before
+	})
 	if after > before {
 		t.Errorf("%d descriptors open before, %d after", before, after)
 	}
@@ -133,29 +133,30 @@ func TestLookupLeavesNoDescriptors(t *testing.T) {
 
 // Every case of the shared table, over TCP and over a unix socket.
 func TestLookup(t *testing.T) {
-	s := lookuptest.Start(t, nil)
-	tcp := lookuptest.SocketmapAddr(t, s)
-	sock := lookuptest.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
+	s, _ := testkit.TableServer(t, nil)
+	tcp := testkit.SocketmapAddr(t, s)
+	sock := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
 	if err := s.ListenSocketmap(sock, server.UnixOptions{Mode: 0o600}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []sockaddr.Addr{tcp, sock} {
-		for _, tc := range lookuptest.Cases {
-			v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
-			lookuptest.Check(t, a.String()+" "+tc.MapName+" "+tc.Key, v, err, tc.Want)
+		for _, tc := range testkit.Cases {
+			v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+			testkit.Check(t, a.String()+" "+tc.MapName+" "+tc.Key, v, err, tc.Want)
 		}
 	}
 }
 
 // A request the protocol cannot carry is Permanent, and is not sent.
 func TestBadRequestIsPermanent(t *testing.T) {
-	a := lookuptest.SocketmapAddr(t, lookuptest.Start(t, nil))
+	s, _ := testkit.TableServer(t, nil)
+	a := testkit.SocketmapAddr(t, s)
 	for _, tc := range []struct{ mapName, key string }{
 		{"", "k"},
 		{"two words", "k"},
 		{"userdb", strings.Repeat("k", 100000)},
 	} {
-		_, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, tc.mapName, tc.key)
+		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.mapName, tc.key)
 		if failure.KindOf(err) != failure.Permanent {
 			t.Errorf("Lookup(%q, %d bytes) error %v, want Permanent", tc.mapName, len(tc.key), err)
 		}
@@ -165,8 +166,8 @@ func TestBadRequestIsPermanent(t *testing.T) {
 // Nothing listening, at a port or a socket path, or a name that does not
 // resolve: Temporary, never "not found".
 func TestDeadServerIsTemporary(t *testing.T) {
-	for _, a := range append(lookuptest.DeadAddrs(t), lookuptest.MustParse(t, "inet:no-such-host.invalid:10027")) {
-		_, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, a, "userdb", "user1")
+	for _, a := range append(testkit.DeadAddrs(t), testkit.MustParse(t, "inet:no-such-host.invalid:10027")) {
+		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary || errors.Is(err, failure.ErrNotFound) {
 			t.Errorf("Lookup(%s) error %v, want Temporary", a, err)
 		}
@@ -176,7 +177,7 @@ func TestDeadServerIsTemporary(t *testing.T) {
 // Replies that break the framing or the protocol are Temporary.
 func TestGarbledRepliesAreTemporary(t *testing.T) {
 	for _, reply := range []string{"5:HELLO,", "x:", "3:OK", "", "100001:"} {
-		_, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.FakeServer(t, reply), "userdb", "user1")
+		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.FakeServer(t, reply), "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary {
 			t.Errorf("socketmap reply %q: error %v, want Temporary", reply, err)
 		}
@@ -185,23 +186,23 @@ func TestGarbledRepliesAreTemporary(t *testing.T) {
 
 // IPv6 literals, with and without brackets, and an IPv4-mapped one.
 func TestIPv6(t *testing.T) {
-	s := lookuptest.Start(t, nil)
-	if err := s.ListenSocketmap(lookuptest.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
+	s, _ := testkit.TableServer(t, nil)
+	if err := s.ListenSocketmap(testkit.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
 		t.Skip("no IPv6 loopback here:", err)
 	}
 	_, port, _ := net.SplitHostPort(s.Addrs()[0].String())
 	for _, spelling := range []string{"inet:[::1]:" + port, "inet:::1:" + port, "inet:[::1%lo]:" + port, "inet:[::1%1]:" + port} {
-		v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, spelling), "userdb", "user1")
-		if err != nil || v != "uid=1001 gid=1001" {
+		v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, spelling), "userdb", "user1")
+		if err != nil || v != "uid=1001 gid=1001 home=/home/user1" {
 			t.Errorf("%s: %q, %v", spelling, v, err)
 		}
 	}
-	v4 := lookuptest.SocketmapAddr(t, s)
+	v4 := testkit.SocketmapAddr(t, s)
 	_, port, _ = net.SplitHostPort(strings.TrimPrefix(v4.String(), "inet:"))
-	if v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, "inet:[::ffff:127.0.0.1]:"+port), "userdb", "user1"); err != nil || v != "uid=1001 gid=1001" {
+	if v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "inet:[::ffff:127.0.0.1]:"+port), "userdb", "user1"); err != nil || v != "uid=1001 gid=1001 home=/home/user1" {
 		t.Errorf("IPv4-mapped address: %q, %v", v, err)
 	}
-	if _, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, "inet:[fe80::1%no-such-if]:"+port), "userdb", "user1"); err == nil || failure.KindOf(err) != failure.Temporary {
+	if _, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "inet:[fe80::1%no-such-if]:"+port), "userdb", "user1"); err == nil || failure.KindOf(err) != failure.Temporary {
 		t.Errorf("unknown IPv6 zone: %v, want Temporary", err)
 	}
 }
@@ -230,7 +231,7 @@ func TestRequestThenEndOfFile(t *testing.T) {
 			io.WriteString(nc, "6:OK yes,")
 		}
 	}()
-	v, err := oneshot.Lookup(lookuptest.Ctx(t), time.Time{}, lookuptest.MustParse(t, "unix:"+ln.Addr().String()), "userdb", "user1")
+	v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "unix:"+ln.Addr().String()), "userdb", "user1")
 	if req := <-got; req != "12:userdb user1," {
 		t.Errorf("server read %q before end of file", req)
 	}

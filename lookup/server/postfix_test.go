@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
 
@@ -47,12 +48,12 @@ func postmap(t *testing.T, table, key, stdin string) (stdout, stderr string, exi
 }
 
 func TestPostmapSocketmap(t *testing.T) {
-	s, logs := newServer(t, nil)
+	s, logs := testkit.TableServer(t, nil)
 	sock := filepath.Join(t.TempDir(), "mapdropd.sock")
-	if err := s.ListenSocketmap(mustParse(t, "unix:"+sock), server.UnixOptions{Mode: 0o666}); err != nil {
+	if err := s.ListenSocketmap(testkit.MustParse(t, "unix:"+sock), server.UnixOptions{Mode: 0o666}); err != nil {
 		t.Fatal(err)
 	}
-	inet := listenSocketmap(t, s)
+	inet := testkit.SocketmapAddr(t, s)
 	tables := []string{
 		"socketmap:unix:" + sock + ":virtual_mailbox",
 		"socketmap:" + inet.String() + ":virtual_mailbox",
@@ -99,11 +100,11 @@ func TestPostmapSocketmap(t *testing.T) {
 }
 
 func TestPostmapTCPTable(t *testing.T) {
-	s, _ := newServer(t, nil)
-	if err := s.ListenTCPTable(mustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
+	s, _ := testkit.TableServer(t, nil)
+	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ListenTCPTable(mustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := s.Addrs()

@@ -157,6 +157,7 @@ func TestParseReply(t *testing.T) {
 		{"200\n", "", failure.Temporary, "malformed"},
 		{"200 %zz\n", "", failure.Temporary, "malformed"},
 		{"", "", failure.Temporary, "malformed"},
+		{"HELLO\n", "", failure.Temporary, "malformed"},
 	} {
 		v, err := ParseReply(tc.in)
 		if tc.kind < 0 {

@@ -1,8 +1,4 @@
-// Package lookuptest is what the tests of the lookup clients share: an
-// in-process mapdropd server (package lookup/server) answering from small
-// fixed tables, the cases it must answer and their expected outcomes, and
-// servers that misbehave (silent, or sending a fixed reply).
-package lookuptest
+package testkit
 
 import (
 	"context"
@@ -20,18 +16,35 @@ import (
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
-// tables are the server's maps: map name -> key -> value.
-var tables = map[string]map[string]string{
-	"virtual_mailbox": {"user1@some.domain": "some.domain/user1/", "a b": "spaced", "ümläut@dömain": "ü/ä"},
-	"userdb":          {"user1": "uid=1001 gid=1001", "empty": "", "big": strings.Repeat("v", 100000)},
+// BigValue is one byte too long to fit in a socketmap OK reply; it is
+// userdb's "big", and userdb's "fits" is BigValue[1:].
+var BigValue = strings.Repeat("v", 100000-len("OK ")+1)
+
+// Tables are what TableServer answers: map name -> key -> value.
+var Tables = map[string]map[string]string{
+	"virtual_mailbox": {
+		"user1@some.domain":  "some.domain/user1/",
+		"USER1@Some.Domain":  "capitals/",
+		"a b  c":             "spaced key",
+		"ümläut@dömain.test": "dömain.test/ümläut/",
+		"":                   "empty key",
+	},
+	"userdb": {
+		"user1":   "uid=1001 gid=1001 home=/home/user1",
+		"empty":   "",
+		"big":     BigValue,
+		"fits":    BigValue[1:],
+		"percent": "a b%c\tü",
+	},
 }
 
-// resolve answers from tables; map "temp" is always TEMP, key "block"
-// answers only after a second (or when ctx ends).
-func resolve(ctx context.Context, mapName, key string) (string, error) {
+// Lookup answers from Tables, as a mapdropd would: map "temp" is always
+// TEMP (with a two-line message), any other map not in Tables PERM, and
+// key "block" answers TEMP only after a second (or when ctx ends).
+func Lookup(ctx context.Context, mapName, key string) (string, error) {
 	switch {
 	case mapName == "temp":
-		return "", failure.Temp("try later")
+		return "", failure.Temp("table %s is reloading\r\nsecond line", mapName)
 	case key == "block": // slower than the client waits
 		select {
 		case <-ctx.Done():
@@ -39,7 +52,7 @@ func resolve(ctx context.Context, mapName, key string) (string, error) {
 		}
 		return "", failure.Temp("too slow")
 	}
-	t, ok := tables[mapName]
+	t, ok := Tables[mapName]
 	if !ok {
 		return "", failure.Perm("unknown map %q", mapName)
 	}
@@ -51,7 +64,7 @@ func resolve(ctx context.Context, mapName, key string) (string, error) {
 }
 
 // MustParse parses an address or fails the test.
-func MustParse(t *testing.T, s string) sockaddr.Addr {
+func MustParse(t testing.TB, s string) sockaddr.Addr {
 	t.Helper()
 	a, err := sockaddr.Parse(s)
 	if err != nil {
@@ -60,25 +73,33 @@ func MustParse(t *testing.T, s string) sockaddr.Addr {
 	return a
 }
 
-// Start runs a server with the tables above, changed by configure when
-// not nil, and shuts it down when the test ends. It listens nowhere yet.
-func Start(t *testing.T, configure func(*server.Server)) *server.Server {
+// TableServer returns a lookup server (package lookup/server, in this
+// process) that answers with Lookup and logs at Debug into the returned
+// buffer, changed by configure when not nil. It listens nowhere yet. When
+// the test ends it is shut down, and a failed shutdown fails the test.
+func TableServer(t testing.TB, configure func(*server.Server)) (*server.Server, *Buffer) {
 	t.Helper()
-	s := &server.Server{Tables: server.TablesFunc(resolve), Logger: slog.New(slog.DiscardHandler)}
+	logs := &Buffer{}
+	s := &server.Server{
+		Tables: server.TablesFunc(Lookup),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
 	if configure != nil {
 		configure(s)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		s.Shutdown(ctx)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("testkit: Shutdown: %v", err)
+		}
 	})
-	return s
+	return s, logs
 }
 
 // SocketmapAddr makes s listen for socketmap on a free loopback port and
 // returns its address.
-func SocketmapAddr(t *testing.T, s *server.Server) sockaddr.Addr {
+func SocketmapAddr(t testing.TB, s *server.Server) sockaddr.Addr {
 	t.Helper()
 	if err := s.ListenSocketmap(MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
 		t.Fatal(err)
@@ -121,19 +142,19 @@ func Found(v string) Outcome { return Outcome{Value: v, Kind: -1} }
 // Fails is the outcome "an error of kind whose text contains text".
 func Fails(kind failure.Kind, text string) Outcome { return Outcome{Kind: kind, Text: text} }
 
-// Cases are lookups of every outcome from the server Start runs.
+// Cases are lookups of every outcome from TableServer, as a client sees them.
 var Cases = []struct {
 	MapName, Key string
 	Want         Outcome
 }{
 	{"virtual_mailbox", "user1@some.domain", Found("some.domain/user1/")},
-	{"virtual_mailbox", "a b", Found("spaced")},
-	{"virtual_mailbox", "ümläut@dömain", Found("ü/ä")},
+	{"virtual_mailbox", "a b  c", Found("spaced key")},
+	{"virtual_mailbox", "ümläut@dömain.test", Found("dömain.test/ümläut/")},
 	{"virtual_mailbox", "nobody@some.domain", Fails(failure.NotFound, "not found")},
 	{"userdb", "empty", Fails(failure.Permanent, "empty value")},
 	{"userdb", "big", Fails(failure.Temporary, "reply too long")},
 	{"nosuchmap", "x", Fails(failure.Permanent, `unknown map "nosuchmap"`)},
-	{"temp", "x", Fails(failure.Temporary, "try later")},
+	{"temp", "x", Fails(failure.Temporary, "is reloading")},
 }
 
 // Check reports an error unless v and err are the outcome want; what
