@@ -22,7 +22,7 @@ func check(args []string) int {
 	if fs.NArg() == 0 {
 		return usageError("mapdropd check PATH...")
 	}
-	errs, warnings := reload.CheckWithWarnings(fs.Args()...)
+	errs, warnings := reload.Check(fs.Args()...)
 	for _, w := range warnings {
 		fmt.Printf("warning: %v\n", w)
 	}

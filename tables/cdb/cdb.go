@@ -227,9 +227,6 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// Count returns the number of records added so far.
-func (w *Writer) Count() int { return int(w.count) }
-
 // ErrCorrupt is wrapped by Lookup's errors for data that is not a valid cdb.
 var ErrCorrupt = failure.Perm("cdb: corrupt file")
 

@@ -343,15 +343,10 @@ func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings [
 // "mapdropd check". Each path is a file, parsed as the map named by its base
 // name (so a file named userdb has its values validated), or a directory,
 // whose map files are checked as in a tables directory. It returns every
-// error, each "FILE:LINE: REASON" or "FILE: REASON"; none means all is well.
-func Check(paths ...string) []error {
-	errs, _ := CheckWithWarnings(paths...)
-	return errs
-}
-
-// CheckWithWarnings is Check, also returning the warnings (duplicate keys),
-// which do not stop a file from loading.
-func CheckWithWarnings(paths ...string) (errs, warnings []error) {
+// error, each "FILE:LINE: REASON" or "FILE: REASON" (none means all is
+// well), and the warnings (duplicate keys), which do not stop a file from
+// loading.
+func Check(paths ...string) (errs, warnings []error) {
 	check := func(name, path string) {
 		_, ws, _, err := parseMap(name, path, false)
 		for _, w := range ws {

@@ -1,11 +1,11 @@
 package reload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,42 +15,10 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
-
-// logBuf collects log output; safe for concurrent use.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) contains(s string) bool { return strings.Contains(l.String(), s) }
-
-// waitFor polls cond until it holds, failing the test after a generous
-// bound. It is a wait, not a timing assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -74,14 +42,14 @@ type fixture struct {
 	dir  string
 	st   *store.Store
 	r    *Reloader
-	log  *logBuf
+	log  *testkit.Buffer
 	mu   sync.Mutex
 	hook []string // names passed to OnLoad
 }
 
 func newFixture(t *testing.T, files map[string]string, modify func(*Config)) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), log: &logBuf{}}
+	f := &fixture{dir: t.TempDir(), log: &testkit.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", f.log)
@@ -114,6 +82,23 @@ func newFixture(t *testing.T, files map[string]string, modify func(*Config)) *fi
 	}
 	return f
 }
+
+// loaded returns the names of the maps the reloader has put in the store,
+// sorted, and checks that the store has each of them.
+func (f *fixture) loaded(t *testing.T) []string {
+	t.Helper()
+	f.r.mu.Lock()
+	names := slices.Sorted(maps.Keys(f.r.loaded))
+	f.r.mu.Unlock()
+	for _, name := range names {
+		if _, err := f.st.Lookup(name, ""); failure.KindOf(err) != failure.NotFound {
+			t.Errorf("map %s loaded but not in the store: %v", name, err)
+		}
+	}
+	return names
+}
+
+func logHas(log *testkit.Buffer, s string) bool { return strings.Contains(log.String(), s) }
 
 func (f *fixture) path(name string) string { return filepath.Join(f.dir, name) }
 
@@ -153,7 +138,7 @@ func (f *fixture) expect(t *testing.T, name, key, want string) {
 
 func (f *fixture) waitValue(t *testing.T, name, key, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s[%s] = %q", name, key, want), func() bool { return f.lookup(name, key) == want })
+	testkit.Eventually(t, fmt.Sprintf("%s[%s] = %q", name, key, want), func() bool { return f.lookup(name, key) == want })
 }
 
 const goodUserdb = "# users\nuser1@some.domain uid=5000|gid=5000|home=/var/vmail/u1\n"
@@ -225,8 +210,8 @@ func TestLoadAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"linked", "target", "userdb", "virtual_alias", "virtual_mailbox_domains"}
-	if got := f.st.Names(); !slices.Equal(got, want) {
-		t.Errorf("Names() = %v, want %v", got, want)
+	if got := f.loaded(t); !slices.Equal(got, want) {
+		t.Errorf("loaded maps = %v, want %v", got, want)
 	}
 	f.expect(t, "virtual_alias", "Postmaster+x@Some.Domain", "postmaster+x") // an Address map, extension propagated
 	f.expect(t, "virtual_alias", "anyone@catch.domain", "all@some.domain")
@@ -239,7 +224,7 @@ func TestLoadAll(t *testing.T) {
 		t.Errorf("OnLoad calls %v, want %v", hook, want)
 	}
 	for _, s := range []string{"msg=\"map loaded\" map=virtual_alias file=" + f.path("virtual_alias"), "entries=2", "duration="} {
-		if !f.log.contains(s) {
+		if !logHas(f.log, s) {
 			t.Errorf("log lacks %q:\n%s", s, f.log)
 		}
 	}
@@ -264,14 +249,14 @@ func TestLoadAllErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
-		if logged, _, _ := strings.Cut(want, `"`); !f.log.contains(logged) { // slog escapes quotes
+		if logged, _, _ := strings.Cut(want, `"`); !logHas(f.log, logged) { // slog escapes quotes
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if got := f.st.Names(); !slices.Equal(got, []string{"good"}) {
-		t.Errorf("Names() = %v, want only the good map", got)
+	if got := f.loaded(t); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("loaded maps = %v, want only the good map", got)
 	}
-	if !f.log.contains("level=ERROR") {
+	if !logHas(f.log, "level=ERROR") {
 		t.Errorf("errors not logged at ERROR:\n%s", f.log)
 	}
 }
@@ -299,7 +284,7 @@ func TestOnLoadEntries(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("OnLoad entries %+v, want %+v", got, want)
 	}
-	if !f.log.contains(":5: duplicate entry") {
+	if !logHas(f.log, ":5: duplicate entry") {
 		t.Errorf("duplicate not logged:\n%s", f.log)
 	}
 
@@ -310,8 +295,8 @@ func TestOnLoadEntries(t *testing.T) {
 	}
 	f.expect(t, "virtual_alias", "A@X", "a  more")
 	f.expect(t, "virtual_alias", "B@X", "b")
-	if got := f.st.Names(); !slices.Equal(got, []string{"virtual_alias"}) {
-		t.Errorf("Names() = %v", got)
+	if got := f.loaded(t); !slices.Equal(got, []string{"virtual_alias"}) {
+		t.Errorf("loaded maps = %v", got)
 	}
 }
 
@@ -334,7 +319,7 @@ func TestExtraMapsAndKinds(t *testing.T) {
 	if got := f.lookup("virtual_mailbox", "user+ext@x"); !strings.Contains(got, "not found") {
 		t.Errorf("Exact override: got %q", got)
 	}
-	if !f.log.contains("map file ignored") {
+	if !logHas(f.log, "map file ignored") {
 		t.Errorf("override not logged:\n%s", f.log)
 	}
 	// A missing extra file is an error at startup.
@@ -368,8 +353,8 @@ func TestRunDeleteKeepsTable(t *testing.T) {
 	if err := os.Remove(f.path("virtual_alias")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "removal warning", func() bool { return f.log.contains("map file removed, keeping last good table") })
-	if !f.log.contains("level=WARN") {
+	testkit.Eventually(t, "removal warning", func() bool { return logHas(f.log, "map file removed, keeping last good table") })
+	if !logHas(f.log, "level=WARN") {
 		t.Errorf("removal not a warning:\n%s", f.log)
 	}
 	f.expect(t, "virtual_alias", "user@x", "v1")
@@ -385,12 +370,12 @@ func TestRunBrokenEditKeepsTable(t *testing.T) {
 	f.run(t)
 	renameOver(t, f.path("virtual_alias"), "user@x v2\nnovalue\n")
 	want := f.path("virtual_alias") + ":2: expected format"
-	waitFor(t, "parse error in log", func() bool { return f.log.contains(want) })
+	testkit.Eventually(t, "parse error in log", func() bool { return logHas(f.log, want) })
 	f.expect(t, "virtual_alias", "user@x", "v1")
 
 	renameOver(t, f.path("userdb"), goodUserdb+"user2@some.domain uid=5000|gid=5000|home=/a/../etc\n")
 	want = f.path("userdb") + ":3: userdb: home="
-	waitFor(t, "userdb error in log", func() bool { return f.log.contains(want) })
+	testkit.Eventually(t, "userdb error in log", func() bool { return logHas(f.log, want) })
 	f.expect(t, "userdb", "user2@some.domain", "error: not found")
 	f.expect(t, "userdb", "user1@some.domain", "uid=5000|gid=5000|home=/var/vmail/u1")
 
@@ -432,10 +417,10 @@ func TestRunNewFilesAndIgnoreRules(t *testing.T) {
 	}
 	renameOver(t, f.path("newmap"), "k new\n")
 	f.waitValue(t, "newmap", "k", "new")
-	if got := f.st.Names(); !slices.Equal(got, []string{"newmap", "virtual_alias"}) {
-		t.Errorf("Names() = %v", got)
+	if got := f.loaded(t); !slices.Equal(got, []string{"newmap", "virtual_alias"}) {
+		t.Errorf("loaded maps = %v", got)
 	}
-	if f.log.contains("map=4913") && (f.log.contains("level=WARN") || f.log.contains("level=ERROR")) {
+	if logHas(f.log, "map=4913") && (logHas(f.log, "level=WARN") || logHas(f.log, "level=ERROR")) {
 		t.Errorf("vanished temporary file reported:\n%s", f.log)
 	}
 }
@@ -455,8 +440,8 @@ func TestRunExtraFile(t *testing.T) {
 	writeFile(t, filepath.Join(other, "unrelated"), "k w\n")
 	writeFile(t, extra, "user@x v3\n")
 	f.waitValue(t, "virtual_alias", "user@x", "v3")
-	if got := f.st.Names(); !slices.Equal(got, []string{"virtual_alias"}) {
-		t.Errorf("Names() = %v: files beside a -map file are not maps", got)
+	if got := f.loaded(t); !slices.Equal(got, []string{"virtual_alias"}) {
+		t.Errorf("loaded maps = %v: files beside a -map file are not maps", got)
 	}
 }
 
@@ -550,7 +535,7 @@ func TestCheck(t *testing.T) {
 	writeFile(t, single, "# c\n  orphan continuation\n")
 	missing := filepath.Join(dir, "missing")
 
-	errs, warnings := CheckWithWarnings(dir, single, missing)
+	errs, warnings := Check(dir, single, missing)
 	var got []string
 	for _, err := range errs {
 		got = append(got, err.Error())
@@ -575,11 +560,11 @@ func TestCheck(t *testing.T) {
 	if len(warnings) != 1 || !strings.HasPrefix(warnings[0].Error(), filepath.Join(dir, "good")+":2: duplicate") {
 		t.Errorf("warnings = %v", warnings)
 	}
-	if errs := Check(filepath.Join(dir, "good")); len(errs) != 0 {
+	if errs, _ := Check(filepath.Join(dir, "good")); len(errs) != 0 {
 		t.Errorf("Check(good) = %v", errs)
 	}
 	// The repository's sample tables pass.
-	if errs := Check("../../testdata"); len(errs) != 0 {
+	if errs, _ := Check("../../testdata"); len(errs) != 0 {
 		t.Errorf("Check(testdata) = %v", errs)
 	}
 }
