@@ -14,8 +14,7 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/account"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/tables/mapfile"
-	"github.com/mapdrop/mapdrop/tables/store"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // These tests run in-process, so the credential switch is replaced by a
@@ -40,13 +39,7 @@ func newFixture(t *testing.T, quota string) *fixture {
 	if quota != "" {
 		value += "|quota=" + quota
 	}
-	st, err := store.New("+")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Replace("userdb", store.Exact, []mapfile.Entry{{Key: "u@d", Value: value}}); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.Store(t, "userdb", "u@d "+value+"\n")
 	f.logf = filepath.Join(t.TempDir(), "log")
 	t.Setenv(maillog.EnvFile, f.logf)
 	log, err := maillog.Open()

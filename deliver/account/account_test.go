@@ -9,25 +9,18 @@ import (
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/format/quota"
-	"github.com/mapdrop/mapdrop/tables/mapfile"
-	"github.com/mapdrop/mapdrop/tables/store"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // resolver answers from a real store holding a userdb map, the way
 // mapdropd would, and records the keys asked.
 func resolver(t *testing.T, entries map[string]string) (*Resolver, *[]string) {
 	t.Helper()
-	st, err := store.New("+")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []mapfile.Entry
+	var text strings.Builder
 	for k, v := range entries {
-		es = append(es, mapfile.Entry{Key: k, Value: v})
+		text.WriteString(k + " " + v + "\n")
 	}
-	if err := st.Replace("userdb", store.Exact, es); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.Store(t, "userdb", text.String())
 	var asked []string
 	return &Resolver{Delimiters: "+", Lookup: func(ctx context.Context, key string) (string, error) {
 		asked = append(asked, key)

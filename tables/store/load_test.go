@@ -133,7 +133,7 @@ func BenchmarkLoad1MEntries(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Replace("virtual_alias", Address, entries); err != nil {
+		if err := s.ReplaceTable("virtual_alias", Address, entryTable(entries)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -140,11 +140,11 @@ var schema = &memdb.DBSchema{
 }
 
 // Store is a set of named tables. It is safe for concurrent use: any number
-// of Lookup calls run alongside Replace.
+// of Lookup calls run alongside ReplaceTable.
 type Store struct {
 	delims string
 	db     *memdb.MemDB
-	mu     sync.Mutex                        // serialises Replace, so views follow commit order
+	mu     sync.Mutex                        // serialises ReplaceTable, so views follow commit order
 	view   atomic.Pointer[map[string]*table] // published copy of the committed rows
 }
 
@@ -166,23 +166,11 @@ func New(recipientDelimiters string) (*Store, error) {
 	return s, nil
 }
 
-// Replace makes entries the whole contents of map name, creating the map if
-// needed, in one memdb write transaction: a concurrent Lookup sees either the
-// old table or the new one. Keys are folded (again) with key.Fold; of
-// equal keys the first entry wins. entries is not retained.
-func (s *Store) Replace(name string, match Match, entries []mapfile.Entry) error {
-	m := make(map[string]string, len(entries))
-	// Backwards, so that the first of equal keys is stored last and wins.
-	for i := len(entries) - 1; i >= 0; i-- {
-		m[key.Fold(entries[i].Key)] = entries[i].Value
-	}
-	return s.install(name, match, m)
-}
-
-// ReplaceTable is Replace for a table that mapfile.ParseTable built: its
-// keys are folded and unique already, so the store takes t.Map as it is
-// instead of building a map of its own. t.Map must not be modified
-// afterwards; t.Entries is not used.
+// ReplaceTable makes t, which mapfile.ParseTable built, the whole contents
+// of map name, creating the map if needed, in one memdb write transaction: a
+// concurrent Lookup sees either the old table or the new one. Its keys are
+// folded and unique already, so the store takes t.Map as it is. t.Map must
+// not be modified afterwards; t.Entries is not used.
 func (s *Store) ReplaceTable(name string, match Match, t *mapfile.Table) error {
 	if t == nil {
 		return failure.Perm("store: map %s: no table", name)
@@ -236,15 +224,6 @@ func (s *Store) rows() []*row {
 		rows = append(rows, obj.(*row))
 	}
 	return rows
-}
-
-// Names returns the names of the maps in the store, sorted.
-func (s *Store) Names() []string {
-	var names []string
-	for _, r := range s.rows() { // the id index is in byte order
-		names = append(names, r.Name)
-	}
-	return names
 }
 
 // Lookup returns the value of key k in map name, following the map's match

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/format/key"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 )
 
@@ -29,11 +30,31 @@ func newStore(t testing.TB, delims string) *Store {
 	return s
 }
 
+// entryTable is what mapfile.ParseTable makes of entries: folded keys, the
+// first of equal keys.
+func entryTable(es []mapfile.Entry) *mapfile.Table {
+	m := make(map[string]string, len(es))
+	// Backwards, so that the first of equal keys is stored last and wins.
+	for i := len(es) - 1; i >= 0; i-- {
+		m[key.Fold(es[i].Key)] = es[i].Value
+	}
+	return &mapfile.Table{Map: m}
+}
+
 func mustReplace(t testing.TB, s *Store, name string, match Match, es []mapfile.Entry) {
 	t.Helper()
-	if err := s.Replace(name, match, es); err != nil {
+	if err := s.ReplaceTable(name, match, entryTable(es)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// names returns the names of the maps in s, sorted.
+func names(s *Store) []string {
+	var names []string
+	for _, r := range s.rows() { // the id index is in byte order
+		names = append(names, r.Name)
+	}
+	return names
 }
 
 // check looks key up and compares with want; want "" means not found.
@@ -188,21 +209,21 @@ func TestUnknownMap(t *testing.T) {
 	}
 }
 
-func TestReplaceFirstWinsAndNames(t *testing.T) {
+func TestReplaceTableAndNames(t *testing.T) {
 	s := newStore(t, "+")
 	mustReplace(t, s, "b", Exact, entries("k", "first", "K", "second"))
 	mustReplace(t, s, "a", Exact, nil)
 	check(t, s, "b", "k", "first")
 	check(t, s, "a", "k", "")
-	if got := s.Names(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("Names() = %v", got)
+	if got := names(s); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("names() = %v", got)
 	}
 	mustReplace(t, s, "b", Exact, entries("k", "new"))
 	check(t, s, "b", "k", "new")
-	if err := s.Replace("", Exact, nil); err == nil {
+	if err := s.ReplaceTable("", Exact, entryTable(nil)); err == nil {
 		t.Error("empty name accepted")
 	}
-	if err := s.Replace("c", Match(7), nil); err == nil {
+	if err := s.ReplaceTable("c", Match(7), entryTable(nil)); err == nil {
 		t.Error("bad match accepted")
 	}
 }
@@ -311,8 +332,8 @@ func TestReplaceTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, s, "empty", "k", "")
-	if got := s.Names(); !slices.Equal(got, []string{"empty", "virtual_alias"}) {
-		t.Errorf("Names() = %v", got)
+	if got := names(s); !slices.Equal(got, []string{"empty", "virtual_alias"}) {
+		t.Errorf("names() = %v", got)
 	}
 	for _, bad := range []struct {
 		name  string
