@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // Hostname is the fixed myhostname of every instance.
@@ -232,22 +234,24 @@ func freePort() (int, error) {
 
 // waitSMTP polls until something accepts on 127.0.0.1:port and greets with 220.
 func waitSMTP(port int, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
 	var err error
-	for time.Now().Before(deadline) {
+	if testkit.Poll(limit, func() bool {
 		var c net.Conn
 		c, err = net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			buf := make([]byte, 512)
-			n, rerr := c.Read(buf)
-			c.Close()
-			if rerr == nil && bytes.HasPrefix(buf[:n], []byte("220")) {
-				return nil
-			}
-			err = fmt.Errorf("greeting %q: %v", buf[:n], rerr)
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 512)
+		n, rerr := c.Read(buf)
+		c.Close()
+		if rerr == nil && bytes.HasPrefix(buf[:n], []byte("220")) {
+			return true
+		}
+		err = fmt.Errorf("greeting %q: %v", buf[:n], rerr)
+		return false
+	}) {
+		return nil
 	}
 	return fmt.Errorf("smtpd on 127.0.0.1:%d not ready after %v: %v", port, limit, err)
 }
@@ -278,10 +282,7 @@ func (inst *Instance) Stop(t testing.TB) {
 	if pid <= 0 {
 		return
 	}
-	for i := 0; i < 100 && alive(pid); i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if alive(pid) {
+	if !testkit.Poll(10*time.Second, func() bool { return !alive(pid) }) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
@@ -337,18 +338,16 @@ func (inst *Instance) WaitLog(t testing.TB, re *regexp.Regexp, timeout time.Dura
 }
 
 func (inst *Instance) waitLog(re *regexp.Regexp, timeout time.Duration) []string {
-	deadline := time.Now().Add(timeout)
-	for {
+	var m []string
+	testkit.Poll(timeout, func() bool {
 		for _, line := range strings.Split(inst.Log(), "\n") {
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
+			if m = re.FindStringSubmatch(line); m != nil {
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false
+	})
+	return m
 }
 
 // LogLines returns every maillog line matching re.
