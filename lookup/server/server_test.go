@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
@@ -510,8 +509,6 @@ func TestManyConcurrentClients(t *testing.T) {
 		t.Error(e)
 	}
 }
-
-var _ = failure.ErrNotFound
 
 func TestMaxConnsSharedAcrossListeners(t *testing.T) {
 	s, _ := testkit.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })

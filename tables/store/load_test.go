@@ -62,7 +62,7 @@ func heapInuse() uint64 {
 	return ms.HeapInuse
 }
 
-// measureLoad loads an n-entry file and returns how long parse+Replace took
+// measureLoad loads an n-entry file and returns how long parse+ReplaceTable took
 // and the heap the loaded table holds per entry.
 func measureLoad(tb testing.TB, n int) (time.Duration, float64) {
 	file := writeAliases(tb, n)
@@ -100,7 +100,7 @@ func TestLoad1M(t *testing.T) {
 		t.Skip("set MAPDROP_LOAD1M=1 to run")
 	}
 	took, perEntry := measureLoad(t, 1_000_000)
-	t.Logf("1M entries: parse+Replace %v, %.0f bytes/entry of heap", took, perEntry)
+	t.Logf("1M entries: parse+ReplaceTable %v, %.0f bytes/entry of heap", took, perEntry)
 	if perEntry >= 600 {
 		t.Errorf("%.0f bytes/entry of heap, want < 600", perEntry)
 	}
@@ -117,8 +117,8 @@ func BenchmarkLoad1M(b *testing.B) {
 	}
 }
 
-// BenchmarkLoad1MEntries is the same load through Parse and Replace, which
-// build a second map from the entries: what ReplaceTable saves.
+// BenchmarkLoad1MEntries is the same load through Parse and a table built
+// from the entries (a second map): what loading with ParseTable saves.
 func BenchmarkLoad1MEntries(b *testing.B) {
 	file := writeAliases(b, 1_000_000)
 	s := newStore(b, "+")
