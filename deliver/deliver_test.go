@@ -14,7 +14,7 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/account"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
 	"github.com/mapdrop/mapdrop/failure"
-	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 )
 
 // These tests run in-process, so the credential switch is replaced by a
@@ -39,7 +39,7 @@ func newFixture(t *testing.T, quota string) *fixture {
 	if quota != "" {
 		value += "|quota=" + quota
 	}
-	st := testkit.Store(t, "userdb", "u@d "+value+"\n")
+	st := fixtures.Store(t, "userdb", "u@d "+value+"\n")
 	f.logf = filepath.Join(t.TempDir(), "log")
 	t.Setenv(maillog.EnvFile, f.logf)
 	log, err := maillog.Open()

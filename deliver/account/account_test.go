@@ -9,7 +9,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/format/quota"
-	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 )
 
 // resolver answers from a real store holding a userdb map, the way
@@ -20,7 +20,7 @@ func resolver(t *testing.T, entries map[string]string) (*Resolver, *[]string) {
 	for k, v := range entries {
 		text.WriteString(k + " " + v + "\n")
 	}
-	st := testkit.Store(t, "userdb", text.String())
+	st := fixtures.Store(t, "userdb", text.String())
 	var asked []string
 	return &Resolver{Delimiters: "+", Lookup: func(ctx context.Context, key string) (string, error) {
 		asked = append(asked, key)

@@ -1,8 +1,9 @@
 // Package testkit is what mapdrop's tests share: waiting for a condition
 // with a bounded deadline, the project's binaries built once per test
-// binary, a running mapdropd over real sockets, and in-process table
-// servers (real package lookup/server code answering from fixed tables)
-// next to fake servers that misbehave on purpose.
+// binary, and a running mapdropd over real sockets. It imports nothing of
+// mapdrop's, so the tests of every package may use it; the fixtures that
+// need mapdrop's packages (in-process table servers, misbehaving servers, a
+// store holding a map) are in the subpackage fixtures.
 //
 // A test package that builds binaries runs its tests through Main, which
 // removes them at the end:

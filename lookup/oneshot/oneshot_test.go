@@ -13,6 +13,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 	"github.com/mapdrop/mapdrop/lookup/oneshot"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
@@ -22,7 +23,7 @@ import (
 // kinds of raw socket.
 func TestLookupSilentServerTimesOut(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
-		a, _ := testkit.SilentServer(t, network)
+		a, _ := fixtures.SilentServer(t, network)
 		short, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 		_, err := oneshot.Lookup(short, time.Time{}, a, "userdb", "user1")
 		cancel()
@@ -36,7 +37,7 @@ func TestLookupSilentServerTimesOut(t *testing.T) {
 // Cancelling a context without a deadline wakes a lookup blocked on the
 // reply.
 func TestLookupCancel(t *testing.T) {
-	a, accepted := testkit.SilentServer(t, "unix")
+	a, accepted := fixtures.SilentServer(t, "unix")
 	c, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {
@@ -54,13 +55,13 @@ func TestLookupCancel(t *testing.T) {
 // A server that closes the connection without a reply is Temporary.
 func TestLookupClosedWithoutReply(t *testing.T) {
 	for _, network := range []string{"unix", "tcp"} {
-		a, accepted := testkit.SilentServer(t, network)
+		a, accepted := fixtures.SilentServer(t, network)
 		go func() {
 			if nc, ok := <-accepted; ok {
 				nc.Close()
 			}
 		}()
-		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, "userdb", "user1")
+		_, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary || errors.Is(err, failure.ErrNotFound) {
 			t.Errorf("%s: closed without reply: error %v, want Temporary", network, err)
 		}
@@ -70,15 +71,15 @@ func TestLookupClosedWithoutReply(t *testing.T) {
 // A host name is resolved by getent, with the same outcomes; "localhost"
 // may list ::1 first, where nothing listens: the next address is tried.
 func TestLookupHostName(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenSocketmap(testkit.MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "inet:127.0.0.1:0"), server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(s.Addrs()[0].String())
-	a := testkit.MustParse(t, "inet:localhost:"+port)
-	for _, tc := range testkit.Cases {
-		v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
-		testkit.Check(t, "Lookup localhost "+tc.MapName+" "+tc.Key, v, err, tc.Want)
+	a := fixtures.MustParse(t, "inet:localhost:"+port)
+	for _, tc := range fixtures.Cases {
+		v, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+		fixtures.Check(t, "Lookup localhost "+tc.MapName+" "+tc.Key, v, err, tc.Want)
 	}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -89,13 +90,13 @@ func TestLookupHostName(t *testing.T) {
 
 // Every way a one-shot lookup ends closes its socket.
 func TestLookupLeavesNoDescriptors(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	a := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
+	s, _ := fixtures.TableServer(t, nil)
+	a := fixtures.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
 	if err := s.ListenSocketmap(a, server.UnixOptions{Mode: 0o600}); err != nil {
 		t.Fatal(err)
 	}
-	silent, accepted := testkit.SilentServer(t, "unix")
-	dead := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))
+	silent, accepted := fixtures.SilentServer(t, "unix")
+	dead := fixtures.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "none.sock"))
 	open := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
@@ -104,10 +105,10 @@ func TestLookupLeavesNoDescriptors(t *testing.T) {
 		return len(ents)
 	}
 	lookups := func() {
-		for _, tc := range testkit.Cases {
-			oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+		for _, tc := range fixtures.Cases {
+			oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
 		}
-		oneshot.Lookup(testkit.Ctx(t), time.Time{}, dead, "userdb", "user1")
+		oneshot.Lookup(fixtures.Ctx(t), time.Time{}, dead, "userdb", "user1")
 		short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		oneshot.Lookup(short, time.Time{}, silent, "userdb", "user1")
 		cancel()
@@ -133,30 +134,30 @@ func TestLookupLeavesNoDescriptors(t *testing.T) {
 
 // Every case of the shared table, over TCP and over a unix socket.
 func TestLookup(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	tcp := testkit.SocketmapAddr(t, s)
-	sock := testkit.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
+	s, _ := fixtures.TableServer(t, nil)
+	tcp := fixtures.SocketmapAddr(t, s)
+	sock := fixtures.MustParse(t, "unix:"+filepath.Join(t.TempDir(), "mapdropd.sock"))
 	if err := s.ListenSocketmap(sock, server.UnixOptions{Mode: 0o600}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []sockaddr.Addr{tcp, sock} {
-		for _, tc := range testkit.Cases {
-			v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
-			testkit.Check(t, a.String()+" "+tc.MapName+" "+tc.Key, v, err, tc.Want)
+		for _, tc := range fixtures.Cases {
+			v, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, tc.MapName, tc.Key)
+			fixtures.Check(t, a.String()+" "+tc.MapName+" "+tc.Key, v, err, tc.Want)
 		}
 	}
 }
 
 // A request the protocol cannot carry is Permanent, and is not sent.
 func TestBadRequestIsPermanent(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	a := testkit.SocketmapAddr(t, s)
+	s, _ := fixtures.TableServer(t, nil)
+	a := fixtures.SocketmapAddr(t, s)
 	for _, tc := range []struct{ mapName, key string }{
 		{"", "k"},
 		{"two words", "k"},
 		{"userdb", strings.Repeat("k", 100000)},
 	} {
-		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, tc.mapName, tc.key)
+		_, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, tc.mapName, tc.key)
 		if failure.KindOf(err) != failure.Permanent {
 			t.Errorf("Lookup(%q, %d bytes) error %v, want Permanent", tc.mapName, len(tc.key), err)
 		}
@@ -166,8 +167,8 @@ func TestBadRequestIsPermanent(t *testing.T) {
 // Nothing listening, at a port or a socket path, or a name that does not
 // resolve: Temporary, never "not found".
 func TestDeadServerIsTemporary(t *testing.T) {
-	for _, a := range append(testkit.DeadAddrs(t), testkit.MustParse(t, "inet:no-such-host.invalid:10027")) {
-		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, a, "userdb", "user1")
+	for _, a := range append(fixtures.DeadAddrs(t), fixtures.MustParse(t, "inet:no-such-host.invalid:10027")) {
+		_, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, a, "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary || errors.Is(err, failure.ErrNotFound) {
 			t.Errorf("Lookup(%s) error %v, want Temporary", a, err)
 		}
@@ -177,7 +178,7 @@ func TestDeadServerIsTemporary(t *testing.T) {
 // Replies that break the framing or the protocol are Temporary.
 func TestGarbledRepliesAreTemporary(t *testing.T) {
 	for _, reply := range []string{"5:HELLO,", "x:", "3:OK", "", "100001:"} {
-		_, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.FakeServer(t, reply), "userdb", "user1")
+		_, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, fixtures.FakeServer(t, reply), "userdb", "user1")
 		if err == nil || failure.KindOf(err) != failure.Temporary {
 			t.Errorf("socketmap reply %q: error %v, want Temporary", reply, err)
 		}
@@ -186,23 +187,23 @@ func TestGarbledRepliesAreTemporary(t *testing.T) {
 
 // IPv6 literals, with and without brackets, and an IPv4-mapped one.
 func TestIPv6(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenSocketmap(testkit.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
 		t.Skip("no IPv6 loopback here:", err)
 	}
 	_, port, _ := net.SplitHostPort(s.Addrs()[0].String())
 	for _, spelling := range []string{"inet:[::1]:" + port, "inet:::1:" + port, "inet:[::1%lo]:" + port, "inet:[::1%1]:" + port} {
-		v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, spelling), "userdb", "user1")
+		v, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, fixtures.MustParse(t, spelling), "userdb", "user1")
 		if err != nil || v != "uid=1001 gid=1001 home=/home/user1" {
 			t.Errorf("%s: %q, %v", spelling, v, err)
 		}
 	}
-	v4 := testkit.SocketmapAddr(t, s)
+	v4 := fixtures.SocketmapAddr(t, s)
 	_, port, _ = net.SplitHostPort(strings.TrimPrefix(v4.String(), "inet:"))
-	if v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "inet:[::ffff:127.0.0.1]:"+port), "userdb", "user1"); err != nil || v != "uid=1001 gid=1001 home=/home/user1" {
+	if v, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, fixtures.MustParse(t, "inet:[::ffff:127.0.0.1]:"+port), "userdb", "user1"); err != nil || v != "uid=1001 gid=1001 home=/home/user1" {
 		t.Errorf("IPv4-mapped address: %q, %v", v, err)
 	}
-	if _, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "inet:[fe80::1%no-such-if]:"+port), "userdb", "user1"); err == nil || failure.KindOf(err) != failure.Temporary {
+	if _, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, fixtures.MustParse(t, "inet:[fe80::1%no-such-if]:"+port), "userdb", "user1"); err == nil || failure.KindOf(err) != failure.Temporary {
 		t.Errorf("unknown IPv6 zone: %v, want Temporary", err)
 	}
 }
@@ -231,7 +232,7 @@ func TestRequestThenEndOfFile(t *testing.T) {
 			io.WriteString(nc, "6:OK yes,")
 		}
 	}()
-	v, err := oneshot.Lookup(testkit.Ctx(t), time.Time{}, testkit.MustParse(t, "unix:"+ln.Addr().String()), "userdb", "user1")
+	v, err := oneshot.Lookup(fixtures.Ctx(t), time.Time{}, fixtures.MustParse(t, "unix:"+ln.Addr().String()), "userdb", "user1")
 	if req := <-got; req != "12:userdb user1," {
 		t.Errorf("server read %q before end of file", req)
 	}

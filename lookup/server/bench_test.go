@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 	"github.com/mapdrop/mapdrop/lookup/client"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
@@ -20,10 +20,10 @@ import (
 func BenchmarkSocketmapServer(b *testing.B) {
 	for _, conns := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			s, _ := testkit.TableServer(b, func(s *server.Server) {
+			s, _ := fixtures.TableServer(b, func(s *server.Server) {
 				s.Logger = slog.New(slog.DiscardHandler)
 			})
-			a := testkit.SocketmapAddr(b, s)
+			a := fixtures.SocketmapAddr(b, s)
 			ctx := context.Background()
 			clients := make([]*client.Socketmap, conns)
 			for i := range clients {

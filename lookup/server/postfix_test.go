@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
-	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
 
@@ -48,12 +48,12 @@ func postmap(t *testing.T, table, key, stdin string) (stdout, stderr string, exi
 }
 
 func TestPostmapSocketmap(t *testing.T) {
-	s, logs := testkit.TableServer(t, nil)
+	s, logs := fixtures.TableServer(t, nil)
 	sock := filepath.Join(t.TempDir(), "mapdropd.sock")
-	if err := s.ListenSocketmap(testkit.MustParse(t, "unix:"+sock), server.UnixOptions{Mode: 0o666}); err != nil {
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "unix:"+sock), server.UnixOptions{Mode: 0o666}); err != nil {
 		t.Fatal(err)
 	}
-	inet := testkit.SocketmapAddr(t, s)
+	inet := fixtures.SocketmapAddr(t, s)
 	tables := []string{
 		"socketmap:unix:" + sock + ":virtual_mailbox",
 		"socketmap:" + inet.String() + ":virtual_mailbox",
@@ -100,11 +100,11 @@ func TestPostmapSocketmap(t *testing.T) {
 }
 
 func TestPostmapTCPTable(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := s.Addrs()

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
 
 func TestSocketmapReplies(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	s, _ := fixtures.TableServer(t, nil)
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	// All on one connection, as Postfix and postmap -q - do.
 	for _, tc := range []struct{ mapName, key, want string }{
 		{"virtual_mailbox", "user1@some.domain", "OK some.domain/user1/"},
@@ -34,7 +35,7 @@ func TestSocketmapReplies(t *testing.T) {
 		{"userdb", "user1", "OK uid=1001 gid=1001 home=/home/user1"},
 		{"userdb", "empty", "PERM empty value"},
 		{"userdb", "big", "TEMP reply too long"},
-		{"userdb", "fits", "OK " + testkit.BigValue[1:]},
+		{"userdb", "fits", "OK " + fixtures.BigValue[1:]},
 		{"nosuchmap", "x", `PERM unknown map "nosuchmap"`},
 		{"temp", "x", "TEMP table temp is reloading  second line"},
 	} {
@@ -58,8 +59,8 @@ func TestSocketmapReplies(t *testing.T) {
 }
 
 func TestSocketmapPipelined(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	s, _ := fixtures.TableServer(t, nil)
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	// Several requests in one write: one reply each, in order.
 	c.send("22:userdb user1 nosuchkey,12:userdb user1,7:nospace,")
 	for _, want := range []string{"NOTFOUND ", "OK uid=1001 gid=1001 home=/home/user1", "PERM no space between map name and key: malformed socketmap request"} {
@@ -78,8 +79,8 @@ func TestSocketmapPipelined(t *testing.T) {
 }
 
 func TestMalformedNetstringClosesOnlyThatConnection(t *testing.T) {
-	s, logs := testkit.TableServer(t, nil)
-	a := testkit.SocketmapAddr(t, s)
+	s, logs := fixtures.TableServer(t, nil)
+	a := fixtures.SocketmapAddr(t, s)
 	good := dialRaw(t, a)
 	if got := good.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("good connection: %q", got)
@@ -118,8 +119,8 @@ func TestMalformedNetstringClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	s, logs := testkit.TableServer(t, func(s *server.Server) { s.IdleTimeout = 50 * time.Millisecond })
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	s, logs := fixtures.TableServer(t, func(s *server.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	if got := c.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("reply %q", got)
 	}
@@ -133,8 +134,8 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestRequestTimeout(t *testing.T) {
-	s, logs := testkit.TableServer(t, func(s *server.Server) { s.RequestTimeout = 50 * time.Millisecond })
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	s, logs := fixtures.TableServer(t, func(s *server.Server) { s.RequestTimeout = 50 * time.Millisecond })
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	c.send("12:userdb") // and never the rest
 	c.expectClosed()
 	testkit.Eventually(t, "timeout log line", func() bool { return strings.Contains(logs.String(), "request not complete in time") })
@@ -143,17 +144,17 @@ func TestRequestTimeout(t *testing.T) {
 func TestShutdownDrainsRequestInFlight(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
-	s, _ := testkit.TableServer(t, func(s *server.Server) {
+	s, _ := fixtures.TableServer(t, func(s *server.Server) {
 		s.Tables = server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 			if k == "block" {
 				close(entered)
 				<-release
 				return "released", nil
 			}
-			return testkit.Lookup(ctx, m, k)
+			return fixtures.Lookup(ctx, m, k)
 		})
 	})
-	a := testkit.SocketmapAddr(t, s)
+	a := fixtures.SocketmapAddr(t, s)
 	busy := dialRaw(t, a)
 	idle := dialRaw(t, a)
 	if got := idle.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
@@ -204,7 +205,7 @@ func TestShutdownGivesUp(t *testing.T) {
 			return "", ctx.Err()
 		}),
 	}
-	a := testkit.SocketmapAddr(t, s)
+	a := fixtures.SocketmapAddr(t, s)
 	c := dialRaw(t, a)
 	c.send("12:userdb block,")
 	<-entered
@@ -217,8 +218,8 @@ func TestShutdownGivesUp(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	s, logs := testkit.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })
-	a := testkit.SocketmapAddr(t, s)
+	s, logs := fixtures.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })
+	a := fixtures.SocketmapAddr(t, s)
 	first := dialRaw(t, a)
 	if got := first.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("first: %q", got)
@@ -238,15 +239,15 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestTablesPanic(t *testing.T) {
-	s, logs := testkit.TableServer(t, func(s *server.Server) {
+	s, logs := fixtures.TableServer(t, func(s *server.Server) {
 		s.Tables = server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {
 			if k == "boom" {
 				panic("boom")
 			}
-			return testkit.Lookup(ctx, m, k)
+			return fixtures.Lookup(ctx, m, k)
 		})
 	})
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	if got := c.query("userdb", "boom"); got != "TEMP internal error" {
 		t.Fatalf("panicking lookup: %q", got)
 	}
@@ -259,8 +260,8 @@ func TestTablesPanic(t *testing.T) {
 }
 
 func TestDebugOnlyPerQueryLogs(t *testing.T) {
-	s, logs := testkit.TableServer(t, nil)
-	c := dialRaw(t, testkit.SocketmapAddr(t, s))
+	s, logs := fixtures.TableServer(t, nil)
+	c := dialRaw(t, fixtures.SocketmapAddr(t, s))
 	c.query("userdb", "user1")
 	c.query("userdb", "nokey")
 	for _, l := range strings.Split(logs.String(), "\n") {
@@ -276,9 +277,9 @@ func TestDebugOnlyPerQueryLogs(t *testing.T) {
 func TestUnixSocket(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "mapdropd.sock")
-	a := testkit.MustParse(t, "unix:"+path)
+	a := fixtures.MustParse(t, "unix:"+path)
 	gid, group := otherGroup(t)
-	s, _ := testkit.TableServer(t, nil)
+	s, _ := fixtures.TableServer(t, nil)
 	if err := s.ListenSocketmap(a, server.UnixOptions{Mode: 0660, Group: group}); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 
 	// A second server refuses the live socket and leaves it alone.
-	s2, _ := testkit.TableServer(t, nil)
+	s2, _ := fixtures.TableServer(t, nil)
 	if err := s2.ListenSocketmap(a, server.UnixOptions{}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("listening on a live socket: %v", err)
 	}
@@ -332,8 +333,8 @@ func otherGroup(t *testing.T) (int, string) {
 func TestUnixSocketNumericGroup(t *testing.T) {
 	gid, _ := otherGroup(t)
 	path := filepath.Join(t.TempDir(), "s")
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenTCPTable(testkit.MustParse(t, "unix:"+path), "userdb", server.UnixOptions{Group: strconv.Itoa(gid)}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "unix:"+path), "userdb", server.UnixOptions{Group: strconv.Itoa(gid)}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -343,7 +344,7 @@ func TestUnixSocketNumericGroup(t *testing.T) {
 	if got := int(fi.Sys().(*syscall.Stat_t).Gid); got != gid {
 		t.Errorf("socket gid %d, want %d", got, gid)
 	}
-	if err := s.ListenSocketmap(testkit.MustParse(t, "unix:"+path+"2"), server.UnixOptions{Group: "no-such-group-here"}); err == nil {
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "unix:"+path+"2"), server.UnixOptions{Group: "no-such-group-here"}); err == nil {
 		t.Error("unknown group accepted")
 	}
 }
@@ -360,8 +361,8 @@ func TestUnixStaleSocket(t *testing.T) {
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("stale socket not left behind: %v", err)
 	}
-	s, _ := testkit.TableServer(t, nil)
-	a := testkit.MustParse(t, "unix:"+path)
+	s, _ := fixtures.TableServer(t, nil)
+	a := fixtures.MustParse(t, "unix:"+path)
 	if err := s.ListenSocketmap(a, server.UnixOptions{}); err != nil {
 		t.Fatalf("listening over a stale socket: %v", err)
 	}
@@ -375,8 +376,8 @@ func TestUnixRefusesNonSocket(t *testing.T) {
 	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenSocketmap(testkit.MustParse(t, "unix:"+path), server.UnixOptions{}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "unix:"+path), server.UnixOptions{}); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("listening over a regular file: %v", err)
 	}
 	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
@@ -390,19 +391,19 @@ func TestIPv6(t *testing.T) {
 		t.Skipf("cannot bind ::1: %v", err)
 	}
 	probe.Close()
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenSocketmap(testkit.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenSocketmap(fixtures.MustParse(t, "inet:[::1]:0"), server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:[::1]:0"), "userdb", server.UnixOptions{}); err != nil {
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:[::1]:0"), "userdb", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := s.Addrs()
-	c := dialRaw(t, testkit.MustParse(t, "inet:"+addrs[0].String()))
+	c := dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[0].String()))
 	if got := c.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Errorf("socketmap over IPv6: %q", got)
 	}
-	tc := dialRaw(t, testkit.MustParse(t, "inet:"+addrs[1].String()))
+	tc := dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[1].String()))
 	tc.send("get user1\n")
 	if got := tc.line(); got != "200 uid=1001%20gid=1001%20home=/home/user1\n" {
 		t.Errorf("tcp_table over IPv6: %q", got)
@@ -410,15 +411,15 @@ func TestIPv6(t *testing.T) {
 }
 
 func TestTCPTable(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "virtual_mailbox", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := s.Addrs()
-	vm := dialRaw(t, testkit.MustParse(t, "inet:"+addrs[0].String()))
+	vm := dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[0].String()))
 	for _, tc := range []struct{ req, want string }{
 		{"get user1@some.domain\n", "200 some.domain/user1/\n"},
 		{"get a%20b%20%20c\n", "200 spaced%20key\n"},
@@ -438,7 +439,7 @@ func TestTCPTable(t *testing.T) {
 			t.Errorf("%.40q: reply %q, want %q", tc.req, got, tc.want)
 		}
 	}
-	udb := dialRaw(t, testkit.MustParse(t, "inet:"+addrs[1].String()))
+	udb := dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[1].String()))
 	for _, tc := range []struct{ req, want string }{
 		{"get percent\n", "200 a%20b%25c%09%C3%BC\n"},
 		{"get empty\n", "400 empty%20value\n"},
@@ -455,32 +456,32 @@ func TestTCPTable(t *testing.T) {
 }
 
 func TestTCPTableTemporaryAndUnknownMap(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "temp", server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, nil)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "temp", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "nosuchmap", server.UnixOptions{}); err != nil {
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "nosuchmap", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := s.Addrs()
-	c := dialRaw(t, testkit.MustParse(t, "inet:"+addrs[0].String()))
+	c := dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[0].String()))
 	c.send("get x\n")
 	if got := c.line(); got != "400 table%20temp%20is%20reloading%0D%0Asecond%20line\n" {
 		t.Errorf("temp reply %q", got)
 	}
-	c = dialRaw(t, testkit.MustParse(t, "inet:"+addrs[1].String()))
+	c = dialRaw(t, fixtures.MustParse(t, "inet:"+addrs[1].String()))
 	c.send("get x\n")
 	if got := c.line(); got != "400 unknown%20map%20\"nosuchmap\"\n" {
 		t.Errorf("unknown map reply %q", got)
 	}
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "", server.UnixOptions{}); err == nil {
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "", server.UnixOptions{}); err == nil {
 		t.Error("tcp_table listener without a map name accepted")
 	}
 }
 
 func TestManyConcurrentClients(t *testing.T) {
-	s, _ := testkit.TableServer(t, nil)
-	a := testkit.SocketmapAddr(t, s)
+	s, _ := fixtures.TableServer(t, nil)
+	a := fixtures.SocketmapAddr(t, s)
 	var wg sync.WaitGroup
 	errs := make(chan string, 16)
 	for i := range 16 {
@@ -511,12 +512,12 @@ func TestManyConcurrentClients(t *testing.T) {
 }
 
 func TestMaxConnsSharedAcrossListeners(t *testing.T) {
-	s, _ := testkit.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })
-	sm := testkit.SocketmapAddr(t, s)
-	if err := s.ListenTCPTable(testkit.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+	s, _ := fixtures.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })
+	sm := fixtures.SocketmapAddr(t, s)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tt := testkit.MustParse(t, "inet:"+s.Addrs()[1].String())
+	tt := fixtures.MustParse(t, "inet:"+s.Addrs()[1].String())
 	// An idle listener does not hold the only slot: each listener in turn
 	// serves a client.
 	for range 3 {
