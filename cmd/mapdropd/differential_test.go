@@ -43,7 +43,9 @@ func TestExportDifferential(t *testing.T) {
 	d := startDaemon(t, dir, "-export", exportDir, "-log-level", "info")
 
 	stdin := strings.Join(append(append([]string{}, keys...), missing...), "\n") + "\n"
-	code, served, errOut := mapdropd(t, stdin, "query", "-s", d.sock, "mailbox_command", "-")
+	// -timeout bounds the whole run of 10,000 lookups: generous, for the
+	// race-built binary on a loaded machine (the default 10s is not).
+	code, served, errOut := mapdropd(t, stdin, "query", "-s", d.sock, "-timeout", "2m", "mailbox_command", "-")
 	if code != 1 { // the missing keys make it 1
 		t.Fatalf("mapdropd query -: exit %d, want 1 (some keys missing): %s", code, errOut)
 	}
