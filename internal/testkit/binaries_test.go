@@ -13,7 +13,7 @@ func TestModuleRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "internal", "testkit", "build.go")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "internal", "testkit", "binaries.go")); err != nil {
 		t.Errorf("ModuleRoot %s: %v", root, err)
 	}
 }
