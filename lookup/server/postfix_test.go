@@ -124,3 +124,30 @@ func TestPostmapTCPTable(t *testing.T) {
 		}
 	}
 }
+
+// The commonest mistake: main.cf names the wrong protocol for a listener.
+// Postfix's own clients get an answer that says so, and so does the log.
+func TestPostmapWrongProtocol(t *testing.T) {
+	s, logs := newServer(t, nil)
+	sm := listenSocketmap(t, s)
+	if err := s.ListenTCPTable(mustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tt := s.Addrs()[1].String()
+
+	out, errOut, code := postmap(t, "tcp:"+strings.TrimPrefix(sm.String(), "inet:"), "user1", "")
+	if code == 0 || out != "" {
+		t.Errorf("postmap -q via tcp: on a socketmap listener = %q, exit %d, stderr %q", out, code, errOut)
+	}
+	waitFor(t, "the log line", func() bool {
+		return strings.Contains(logs.String(), "client speaks tcp_table on a socketmap listener")
+	})
+
+	out, errOut, code = postmap(t, "socketmap:inet:"+tt+":userdb", "user1", "")
+	if code == 0 || out != "" || !strings.Contains(errOut, "wrong protocol: this is a tcp_table server") {
+		t.Errorf("postmap -q via socketmap: on a tcp_table listener = %q, exit %d, stderr %q", out, code, errOut)
+	}
+	waitFor(t, "the log line", func() bool {
+		return strings.Contains(logs.String(), "client speaks socketmap on a tcp_table listener")
+	})
+}
