@@ -536,13 +536,14 @@ func TestDurableOrderStrace(t *testing.T) {
 		}
 		t.Fatalf("strace mapdrop: %v\n%s", err, stderr.String())
 	}
-	trace, err := os.ReadFile(out)
+	raw, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	trace := joinResumed(string(raw))
 	// Which descriptor is which: the directories new/ and tmp/ and the file.
 	fdOf := func(re string) string {
-		m := regexp.MustCompile(re).FindStringSubmatch(string(trace))
+		m := regexp.MustCompile(re).FindStringSubmatch(trace)
 		if m == nil {
 			t.Fatalf("no %s in the trace:\n%s", re, trace)
 		}
@@ -552,7 +553,7 @@ func TestDurableOrderStrace(t *testing.T) {
 	tmpFd := fdOf(`openat\(\d+, "tmp", O_RDONLY\|O_NOFOLLOW\|O_CLOEXEC\|O_DIRECTORY\) = (\d+)`)
 	fileFd := fdOf(`openat\(` + tmpFd + `, "[^"]+", O_WRONLY\|O_CREAT\|O_EXCL\|O_NOFOLLOW\|O_CLOEXEC, 0600\) = (\d+)`)
 	var steps []string
-	for _, line := range strings.Split(string(trace), "\n") {
+	for _, line := range strings.Split(trace, "\n") {
 		switch {
 		case regexp.MustCompile(`\bfsync\(` + fileFd + `\)\s+= 0`).MatchString(line):
 			steps = append(steps, "fsync file")
@@ -601,5 +602,36 @@ func TestDependencies(t *testing.T) {
 			strings.HasPrefix(pkg, "github.com/mapdrop/mapdrop/tables/") {
 			t.Errorf("mapdrop links %s", pkg)
 		}
+	}
+}
+
+// joinResumed rejoins the system calls that strace -f splits when another
+// thread runs in between ("PID call(args <unfinished ...>" ... "PID <...
+// call resumed>rest"), so that each call is on one line, where it resumed.
+func joinResumed(trace string) string {
+	pending := map[string]string{}
+	var out []string
+	for _, line := range strings.Split(trace, "\n") {
+		pid, rest, _ := strings.Cut(line, " ")
+		if head, ok := strings.CutSuffix(line, " <unfinished ...>"); ok {
+			pending[pid] = head
+			continue
+		}
+		if strings.HasPrefix(rest, "<... ") {
+			if _, tail, ok := strings.Cut(rest, " resumed>"); ok && pending[pid] != "" {
+				line = pending[pid] + tail
+				delete(pending, pid)
+			}
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestJoinResumed(t *testing.T) {
+	in := "7 openat(8, \"new\", O_RDONLY <unfinished ...>\n9 fsync(3) = 0\n7 <... openat resumed>)             = 9\n7 fsync(9) = 0"
+	want := "9 fsync(3) = 0\n7 openat(8, \"new\", O_RDONLY)             = 9\n7 fsync(9) = 0"
+	if got := joinResumed(in); got != want {
+		t.Errorf("joinResumed = %q, want %q", got, want)
 	}
 }

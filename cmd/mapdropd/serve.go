@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/getent"
+	"github.com/mapdrop/mapdrop/internal/metrics"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/tables/reload"
@@ -79,6 +84,9 @@ func serve(args []string) int {
 	maxConns := fs.Int("max-conns", 0, "most concurrent connections (0: the server's default)")
 	idle := fs.Duration("idle-timeout", 0, "close a connection idle this long (0: the server's default, longer than Postfix's 10s)")
 	reqTimeout := fs.Duration("request-timeout", 0, "deadline for one request once it starts (0: the server's default)")
+	perUID := fs.Int("max-conns-per-uid", 0, "most connections one unprivileged user may hold on unix sockets (0: max-conns/10)")
+	privileged := fs.String("privileged-users", "root,postfix", "comma-separated users (names or uids) never limited per uid on unix sockets: Postfix's mail_owner and the users that run mapdrop")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9156 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return failure.Usage.ExitCode()
 	}
@@ -100,9 +108,22 @@ func serve(args []string) int {
 		socketmaps = multiFlag{sockaddr.DefaultServer}
 	}
 
+	privUIDs, err := privilegedUIDs(*privileged, isFlagSet(fs, "privileged-users"))
+	if err != nil {
+		return fail(log, err)
+	}
+	if *perUID < 0 {
+		return fail(log, failure.New(failure.Usage, "-max-conns-per-uid %d: want 0 or more", *perUID))
+	}
+
 	st, err := store.New(tf.delimiter)
 	if err != nil {
 		return fail(log, failure.Wrap(failure.Usage, err, "-recipient-delimiter"))
+	}
+	var met *metrics.Metrics
+	if *metricsAddr != "" {
+		met = metrics.New()
+		cfg.OnResult = met.Loaded
 	}
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)
@@ -122,13 +143,20 @@ func serve(args []string) int {
 	}
 
 	srv := &server.Server{
-		Tables: server.TablesFunc(func(_ context.Context, m, k string) (string, error) {
-			return st.Lookup(m, k)
-		}),
+		Tables:         storeTables{st},
 		Logger:         log,
 		MaxConns:       *maxConns,
+		MaxConnsPerUID: *perUID,
+		PrivilegedUIDs: privUIDs,
 		IdleTimeout:    *idle,
 		RequestTimeout: *reqTimeout,
+	}
+	var metricsSrv *http.Server
+	if met != nil {
+		srv.Observer = met
+		if metricsSrv, err = serveMetrics(*metricsAddr, met, log); err != nil {
+			return fail(log, err)
+		}
 	}
 	for _, s := range socketmaps {
 		a, err := sockaddr.Parse(s)
@@ -185,6 +213,9 @@ func serve(args []string) int {
 			cancel()
 			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := srv.Shutdown(sctx)
+			if metricsSrv != nil {
+				metricsSrv.Shutdown(sctx)
+			}
 			scancel()
 			if err != nil {
 				return fail(log, failure.Wrap(failure.Temporary, err, "shutdown"))
@@ -192,6 +223,84 @@ func serve(args []string) int {
 			return 0
 		}
 	}
+}
+
+// storeTables answers the server's lookups from the store.
+type storeTables struct{ st *store.Store }
+
+// Lookup looks key up in map m.
+func (t storeTables) Lookup(_ context.Context, m, key string) (string, error) {
+	return t.st.Lookup(m, key)
+}
+
+// HasMap reports whether map m exists (server.MapChecker).
+func (t storeTables) HasMap(m string) bool { return t.st.Has(m) }
+
+// privilegedUIDs resolves -privileged-users: numeric uids, or names
+// looked up with getent passwd. A user of the default list that does not
+// exist (no postfix user on this machine) is left out; one the admin named
+// is an error.
+func privilegedUIDs(list string, explicit bool) ([]uint32, error) {
+	var uids []uint32
+	for _, name := range splitList(list) {
+		if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+			uids = append(uids, uint32(n))
+			continue
+		}
+		if name == "root" {
+			uids = append(uids, 0)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		line, err := getent.Query(ctx, "passwd", name)
+		cancel()
+		if err != nil && !explicit {
+			continue
+		}
+		if err != nil {
+			return nil, failure.Wrap(failure.Usage, err, "-privileged-users: user %s", name)
+		}
+		fields := strings.Split(strings.TrimSpace(line), ":")
+		var n uint64
+		if len(fields) > 2 {
+			n, err = strconv.ParseUint(fields[2], 10, 32)
+		}
+		if len(fields) <= 2 || err != nil {
+			return nil, failure.New(failure.Usage, "-privileged-users: user %s: unexpected passwd entry %q", name, line)
+		}
+		uids = append(uids, uint32(n))
+	}
+	return uids, nil
+}
+
+// isFlagSet reports whether the command line set flag name.
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// serveMetrics serves met on http://addr/metrics in the background. The
+// address is bound before it returns, so a bad one fails the start.
+func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, failure.Wrap(failure.Permanent, err, "-metrics")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", met.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return hs, nil
 }
 
 // socketDir creates the directory of a unix socket when it is missing

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
 	"github.com/mapdrop/mapdrop/lookup/server"
 )
@@ -124,4 +125,31 @@ func TestPostmapTCPTable(t *testing.T) {
 			t.Errorf("postmap -q %q %s = %q, exit %d (stderr %q); want %q, exit %d", tc.key, tc.table, out, code, errOut, tc.out, tc.code)
 		}
 	}
+}
+
+// The commonest mistake: main.cf names the wrong protocol for a listener.
+// Postfix's own clients get an answer that says so, and so does the log.
+func TestPostmapWrongProtocol(t *testing.T) {
+	s, logs := fixtures.TableServer(t, nil)
+	sm := fixtures.SocketmapAddr(t, s)
+	if err := s.ListenTCPTable(fixtures.MustParse(t, "inet:127.0.0.1:0"), "userdb", server.UnixOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tt := s.Addrs()[1].String()
+
+	out, errOut, code := postmap(t, "tcp:"+strings.TrimPrefix(sm.String(), "inet:"), "user1", "")
+	if code == 0 || out != "" {
+		t.Errorf("postmap -q via tcp: on a socketmap listener = %q, exit %d, stderr %q", out, code, errOut)
+	}
+	testkit.Eventually(t, "the log line", func() bool {
+		return strings.Contains(logs.String(), "client speaks tcp_table on a socketmap listener")
+	})
+
+	out, errOut, code = postmap(t, "socketmap:inet:"+tt+":userdb", "user1", "")
+	if code == 0 || out != "" || !strings.Contains(errOut, "wrong protocol: this is a tcp_table server") {
+		t.Errorf("postmap -q via socketmap: on a tcp_table listener = %q, exit %d, stderr %q", out, code, errOut)
+	}
+	testkit.Eventually(t, "the log line", func() bool {
+		return strings.Contains(logs.String(), "client speaks socketmap on a tcp_table listener")
+	})
 }

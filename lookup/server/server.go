@@ -34,12 +34,26 @@
 //     wire and the connection stays open (see lookup/tcptable).
 //
 // Connection limit. At most MaxConns (default 1000) connections, over all
-// listeners of a Server, are served at once. When the limit is reached the
-// server stops accepting: further clients wait in the kernel's listen
-// queue (each listener holds one of them accepted but unanswered) until a
-// connection closes (Postfix closes idle connections after 10s), and a
-// warning is logged at most once a minute. Waiting rather than
-// refusing means a burst delays lookups instead of failing them.
+// listeners of a Server, are served at once; a newcomer never locks out
+// Postfix. When the limit is reached, the server closes the connection
+// that has waited longest for its next request to admit the newcomer
+// (Postfix's clients reconnect and retry on their own). Candidates, in this
+// order: connections of unprivileged peers that are idle, or stalled for
+// over a second in the middle of a request (Postfix sends a request whole),
+// longest first; then, for a privileged newcomer only, idle connections of
+// privileged peers. A newcomer for whom there is no candidate waits until
+// a connection closes (requests in flight end within RequestTimeout); at
+// most MaxConns newcomers wait, further ones are closed at once.
+//
+// Per-user limit. On a unix socket the server knows each peer's uid
+// (SO_PEERCRED). A uid that is not in PrivilegedUIDs may hold at most
+// MaxConnsPerUID connections (default MaxConns/10): its next one closes
+// its own longest-idle connection, or, when all of them are busy, is
+// closed at once. Privileged uids (root and postfix in mapdropd: Postfix's
+// daemons, and the users that run mapdrop) are never limited per uid and
+// are never displaced by an unprivileged peer. TCP peers have no uid: they
+// are unprivileged, without a per-user limit. Closing a connection to make
+// room logs a warning at most once a minute.
 //
 // Lifecycle. ListenSocketmap and ListenTCPTable bind synchronously and
 // return bind errors; they then serve in background goroutines until
@@ -49,8 +63,22 @@
 // for its context to end. The exported fields must be set before the first
 // Listen call and not changed afterwards.
 //
-// Logging. Per-query lines are logged at Debug only; connection-level
-// problems at Info or Warn, one line each.
+// Logging. Per-query lines are logged at Debug only. Every TEMP or PERM
+// answer (socketmap) and every 400 answer (tcp_table) to a lookup is
+// logged at Warn with map, key and cause, at most FailureLogBurst lines per
+// map per minute (the next line says how many were left out). A map name
+// that does not exist (see MapChecker) is logged once per name, for the
+// first MaxUnknownMaps names. A client that speaks the other protocol (a
+// tcp_table "get"/"put" line on a socketmap listener, a netstring on a
+// tcp_table listener: the commonest mistake in main.cf) gets an error
+// reply in its own protocol, its connection is closed, and one Warn line
+// says what happened. Normal closes (client, idle timeout, shutdown) are
+// logged at Debug; other connection-level problems at Info or Warn, one
+// line each.
+//
+// Observation. When Observer is set, it is told about every lookup
+// answered (map, result, server-side duration) and every connection opened,
+// closed, evicted or rejected, without allocating on the lookup path.
 package server
 
 import (
@@ -63,6 +91,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mapdrop/mapdrop/lookup/netstring"
@@ -114,6 +143,14 @@ type Server struct {
 	// MaxConns is the number of connections served at once; zero means
 	// DefaultMaxConns.
 	MaxConns int
+	// MaxConnsPerUID is the number of connections one unprivileged uid
+	// may hold on unix sockets; zero means MaxConns/10 (at least 1).
+	MaxConnsPerUID int
+	// PrivilegedUIDs are the peer uids on unix sockets that are never
+	// limited per uid nor displaced by unprivileged peers.
+	PrivilegedUIDs []uint32
+	// Observer, if set, is told about lookups and connections (metrics).
+	Observer Observer
 
 	initOnce sync.Once
 	slots    chan struct{}      // one token per connection being served
@@ -121,12 +158,18 @@ type Server struct {
 	baseCtx  context.Context    // parent of every lookup's context
 	cancel   context.CancelFunc // cancels baseCtx when Shutdown gives up
 	wg       sync.WaitGroup     // accept loops and connections
+	privUIDs map[uint32]bool
+	fails    failLog
 
-	mu        sync.Mutex
-	closed    bool
-	listeners []*listener
-	conns     map[*conn]struct{}
-	lastLimit time.Time // when the connection limit was last logged
+	mu         sync.Mutex
+	closed     bool
+	listeners  []*listener
+	conns      map[*conn]struct{}
+	perUID     map[uint32]int // live (not evicted) connections per unprivileged uid
+	waiting    int            // connections waiting for a slot
+	lastLimit  time.Time      // when the connection limit was last logged
+	lastPerUID time.Time      // when an eviction for the per-uid limit was last logged
+	lastRefuse time.Time      // when a refused connection was last logged
 }
 
 // UnixOptions sets the ownership and permissions of a unix socket file, so
@@ -162,12 +205,20 @@ type listener struct {
 }
 
 type conn struct {
-	nc     net.Conn
-	l      *listener
-	remote string
+	nc         net.Conn
+	l          *listener
+	remote     string
+	uid        uint32 // peer uid, when hasUID
+	hasUID     bool
+	privileged bool
+	gone       chan struct{} // closed when the connection is evicted
+	start      time.Time     // first byte of the request being served; owned by the connection's goroutine
+	evicted    atomic.Bool   // closed to make room; set with Server.mu held
+	slotted    bool          // holds a slot; guarded by Server.mu
 
-	mu   sync.Mutex
-	idle bool
+	mu    sync.Mutex
+	idle  bool      // waiting for the first byte of a request
+	since time.Time // when the connection was accepted, became idle or started its request
 }
 
 func (s *Server) init() {
@@ -176,6 +227,11 @@ func (s *Server) init() {
 		s.done = make(chan struct{})
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.conns = make(map[*conn]struct{})
+		s.perUID = make(map[uint32]int)
+		s.privUIDs = make(map[uint32]bool, len(s.PrivilegedUIDs))
+		for _, u := range s.PrivilegedUIDs {
+			s.privUIDs[u] = true
+		}
 	})
 }
 
@@ -205,6 +261,13 @@ func (s *Server) maxConns() int {
 		return s.MaxConns
 	}
 	return DefaultMaxConns
+}
+
+func (s *Server) maxConnsPerUID() int {
+	if s.MaxConnsPerUID > 0 {
+		return s.MaxConnsPerUID
+	}
+	return max(1, s.maxConns()/10)
 }
 
 // closing reports whether Shutdown has started.
@@ -278,38 +341,10 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// acquire takes a connection slot, waiting while MaxConns connections are
-// being served. It returns false when Shutdown starts first.
-func (s *Server) acquire(l *listener) bool {
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	s.mu.Lock()
-	logIt := time.Since(s.lastLimit) >= time.Minute
-	if logIt {
-		s.lastLimit = time.Now()
-	}
-	s.mu.Unlock()
-	if logIt {
-		s.logger().Warn("connection limit reached; new connections wait until one closes",
-			"max_conns", s.maxConns(), "addr", l.name)
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	case <-s.done:
-		return false
-	}
-}
-
-func (s *Server) release() { <-s.slots }
-
-// acceptLoop accepts connections on l until Shutdown. A connection is
-// accepted first and then waits for a slot, so that each listener holds at
-// most one accepted connection that is not yet served and no listener can
-// starve another.
+// acceptLoop accepts connections on l until Shutdown and hands each to
+// its own goroutine, which waits for a slot (see admit.go): the loop
+// itself never waits for the connection limit, so that a privileged
+// client is never stuck behind a waiting one.
 func (s *Server) acceptLoop(l *listener) {
 	defer s.wg.Done()
 	backoff := 5 * time.Millisecond
@@ -330,21 +365,14 @@ func (s *Server) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		if !s.acquire(l) {
+		c := s.newConn(nc, l)
+		if !s.register(c) {
 			nc.Close()
-			return
+			if s.closing() {
+				return
+			}
+			continue
 		}
-		c := &conn{nc: nc, l: l, remote: remoteName(nc)}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			s.release()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		go s.serveConn(c)
 	}
 }
@@ -364,14 +392,16 @@ func (s *Server) setIdle(c *conn) bool {
 	if s.closing() {
 		return false
 	}
-	c.idle = true
-	c.nc.SetDeadline(time.Now().Add(s.idleTimeout()))
+	now := time.Now()
+	c.idle, c.since = true, now
+	c.nc.SetDeadline(now.Add(s.idleTimeout()))
 	return true
 }
 
-func (c *conn) setActive() {
+// setActive marks c as serving a request that started at now.
+func (c *conn) setActive(now time.Time) {
 	c.mu.Lock()
-	c.idle = false
+	c.idle, c.since = false, now
 	c.mu.Unlock()
 }
 
@@ -390,14 +420,10 @@ func (c *conn) interruptIfIdle() {
 type handler func(ctx context.Context, c *conn) bool
 
 func (s *Server) serveConn(c *conn) {
-	defer func() {
-		c.nc.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.release()
-		s.wg.Done()
-	}()
+	defer s.unregister(c)
+	if !s.admit(c) {
+		return
+	}
 	log := s.logger()
 	br := bufio.NewReaderSize(c.nc, tcptable.MaxLine)
 	bw := bufio.NewWriter(c.nc)
@@ -414,9 +440,12 @@ func (s *Server) serveConn(c *conn) {
 			return
 		}
 		_, err := br.Peek(1)
-		c.setActive()
+		now := time.Now()
+		c.setActive(now)
 		if err != nil {
 			switch {
+			case c.isEvicted():
+				log.Debug("connection closed to make room", "addr", c.l.name, "remote", c.remote)
 			case s.closing():
 				log.Debug("connection closed for shutdown", "addr", c.l.name, "remote", c.remote)
 			case errors.Is(err, os.ErrDeadlineExceeded):
@@ -434,7 +463,8 @@ func (s *Server) serveConn(c *conn) {
 		// allocation and a runtime timer each time, a fifth of the
 		// server's CPU per lookup (bench/lookupbench), for resolvers that
 		// answer from memory.
-		c.nc.SetDeadline(time.Now().Add(s.requestTimeout()))
+		c.start = now
+		c.nc.SetDeadline(now.Add(s.requestTimeout()))
 		if !h(s.baseCtx, c) {
 			return
 		}
@@ -446,6 +476,8 @@ func (s *Server) serveConn(c *conn) {
 func (s *Server) readFailed(c *conn, err error) {
 	log := s.logger()
 	switch {
+	case c.isEvicted():
+		log.Debug("connection closed to make room", "addr", c.l.name, "remote", c.remote)
 	case s.closing() && errors.Is(err, net.ErrClosed):
 		log.Debug("connection closed for shutdown", "addr", c.l.name, "remote", c.remote)
 	case errors.Is(err, netstring.ErrTooLong), errors.Is(err, netstring.ErrSyntax):
@@ -467,7 +499,11 @@ func (s *Server) writeReply(c *conn, bw *bufio.Writer, reply []byte) bool {
 		err = bw.Flush()
 	}
 	if err != nil {
-		s.logger().Info("closing connection: reply not written", "addr", c.l.name, "remote", c.remote, "err", err)
+		if c.isEvicted() {
+			s.logger().Debug("connection closed to make room", "addr", c.l.name, "remote", c.remote)
+		} else {
+			s.logger().Info("closing connection: reply not written", "addr", c.l.name, "remote", c.remote, "err", err)
+		}
 		return false
 	}
 	return true
@@ -497,6 +533,9 @@ func (s *Server) socketmapHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 	nr := netstring.NewReader(br, socketmap.MaxSize)
 	var reply, frame []byte
 	return func(ctx context.Context, c *conn) bool {
+		if first, _ := br.Peek(1); len(first) == 1 && (first[0] < '0' || first[0] > '9') && s.wrongProtocol(c, br, bw) {
+			return false
+		}
 		payload, err := nr.Read()
 		if err != nil {
 			s.readFailed(c, err)
@@ -506,18 +545,37 @@ func (s *Server) socketmapHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 		if err != nil {
 			s.logger().Info("malformed socketmap request", "addr", c.l.name, "remote", c.remote, "reason", err.Error())
 			reply = socketmap.AppendReply(reply[:0], "", err)
-		} else {
-			value, err := s.lookup(ctx, c, mapName, key)
-			reply = socketmap.AppendReply(reply[:0], value, err)
+			frame = netstring.Append(frame[:0], reply)
+			return s.writeReply(c, bw, frame)
 		}
+		value, err := s.lookup(ctx, c, mapName, key)
+		reply = socketmap.AppendReply(reply[:0], value, err)
 		frame = netstring.Append(frame[:0], reply)
-		return s.writeReply(c, bw, frame)
+		ok := s.writeReply(c, bw, frame)
+		// The reply's first byte says what the client was told: OK,
+		// NOTFOUND, TEMP or PERM.
+		var res Result
+		switch reply[0] {
+		case 'O':
+			res = Found
+		case 'N':
+			res = NotFound
+		case 'T':
+			res = Temp
+		default:
+			res = Perm
+		}
+		s.answered(c, mapName, key, res, err, reply)
+		return ok
 	}
 }
 
 func (s *Server) tcpTableHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 	var reply []byte
 	return func(ctx context.Context, c *conn) bool {
+		if first, _ := br.Peek(1); len(first) == 1 && first[0] >= '0' && first[0] <= '9' && s.wrongProtocol(c, br, bw) {
+			return false
+		}
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			for errors.Is(err, bufio.ErrBufferFull) {
@@ -538,11 +596,23 @@ func (s *Server) tcpTableHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 		if err != nil {
 			s.logger().Info("tcp_table request refused", "addr", c.l.name, "remote", c.remote, "reason", err.Error())
 			reply = tcptable.AppendRequestError(reply[:0], req, err)
-		} else {
-			value, err := s.lookup(ctx, c, c.l.mapName, req.Key)
-			reply = tcptable.AppendReply(reply[:0], value, err)
+			return s.writeReply(c, bw, reply)
 		}
-		return s.writeReply(c, bw, reply)
+		value, err := s.lookup(ctx, c, c.l.mapName, req.Key)
+		reply = tcptable.AppendReply(reply[:0], value, err)
+		ok := s.writeReply(c, bw, reply)
+		// 200 found, 500 not found, 400 anything else.
+		var res Result
+		switch reply[0] {
+		case '2':
+			res = Found
+		case '5':
+			res = NotFound
+		default:
+			res = Temp
+		}
+		s.answered(c, c.l.mapName, req.Key, res, err, reply)
+		return ok
 	}
 }
 

@@ -217,27 +217,6 @@ func TestShutdownGivesUp(t *testing.T) {
 	c.expectClosed()
 }
 
-func TestMaxConns(t *testing.T) {
-	s, logs := fixtures.TableServer(t, func(s *server.Server) { s.MaxConns = 1 })
-	a := fixtures.SocketmapAddr(t, s)
-	first := dialRaw(t, a)
-	if got := first.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
-		t.Fatalf("first: %q", got)
-	}
-	second := dialRaw(t, a) // connects (kernel backlog) but is not served
-	second.send("12:userdb user1,")
-	testkit.Eventually(t, "limit log line", func() bool { return strings.Contains(logs.String(), "connection limit reached") })
-	second.nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := second.br.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("second connection served while the first holds the only slot: %v", err)
-	}
-	second.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	first.nc.Close()
-	if got := second.reply(); !strings.HasPrefix(got, "OK ") {
-		t.Fatalf("second after first closed: %q", got)
-	}
-}
-
 func TestTablesPanic(t *testing.T) {
 	s, logs := fixtures.TableServer(t, func(s *server.Server) {
 		s.Tables = server.TablesFunc(func(ctx context.Context, m, k string) (string, error) {

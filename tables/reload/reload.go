@@ -82,6 +82,13 @@ type Config struct {
 	// equal keys), which it must not modify. Loads are
 	// serialised, so calls come in load order and never overlap.
 	OnLoad func(name string, entries []mapfile.Entry)
+	// OnResult, if set, is called after every attempt to load a map's
+	// file (at startup, on SIGHUP, after a change): err nil and the new
+	// table's size when it was swapped in, or the reason it was not (the
+	// previous table, if any, keeps serving). A file that vanished before
+	// it could be read after a change is no attempt. For metrics; calls
+	// are serialised like OnLoad's.
+	OnResult func(name string, entries int, err error)
 }
 
 // Reloader loads the configured maps into a store and keeps them current.
@@ -92,6 +99,7 @@ type Reloader struct {
 	debounce time.Duration
 	log      *slog.Logger
 	onLoad   func(string, []mapfile.Entry)
+	onResult func(string, int, error)
 	st       *store.Store
 
 	mu     sync.Mutex             // serialises loads
@@ -115,6 +123,7 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 		debounce: cfg.Debounce,
 		log:      cfg.Logger,
 		onLoad:   cfg.OnLoad,
+		onResult: cfg.OnResult,
 		st:       st,
 		loaded:   map[string]bool{},
 		stamps:   map[string]os.FileInfo{},
@@ -287,6 +296,7 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		} else {
 			r.log.Error("map not loaded, not served", "map", name, "file", path)
 		}
+		r.result(name, 0, err)
 		return err
 	}
 	match, ok := r.matches[name]
@@ -295,6 +305,7 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	}
 	if err := r.st.ReplaceTable(name, match, t); err != nil {
 		r.log.Error("map not loaded", "map", name, "file", path, "error", err)
+		r.result(name, 0, err)
 		return err
 	}
 	r.loaded[name] = true
@@ -302,7 +313,15 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	if r.onLoad != nil {
 		r.onLoad(name, t.Entries)
 	}
+	r.result(name, len(t.Map), nil)
 	return nil
+}
+
+// result calls Config.OnResult, if set.
+func (r *Reloader) result(name string, entries int, err error) {
+	if r.onResult != nil {
+		r.onResult(name, entries, err)
+	}
 }
 
 // parseMap reads the map source file path as map name; withEntries asks for

@@ -226,6 +226,12 @@ func (s *Store) rows() []*row {
 	return rows
 }
 
+// Has reports whether the store has a map named name.
+func (s *Store) Has(name string) bool {
+	_, ok := (*s.view.Load())[name]
+	return ok
+}
+
 // Lookup returns the value of key k in map name, following the map's match
 // (see the package documentation). An unknown map is a Permanent failure; a
 // key that is not there is failure.ErrNotFound.

@@ -1,0 +1,212 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapdrop/mapdrop/internal/metrics"
+	"github.com/mapdrop/mapdrop/lookup/netstring"
+	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/lookup/sockaddr"
+	"github.com/mapdrop/mapdrop/tables/reload"
+	"github.com/mapdrop/mapdrop/tables/store"
+)
+
+// storeTables is mapdropd's adapter: lookups from the store, HasMap too.
+type storeTables struct{ st *store.Store }
+
+func (t storeTables) Lookup(_ context.Context, m, k string) (string, error) { return t.st.Lookup(m, k) }
+func (t storeTables) HasMap(m string) bool                                  { return t.st.Has(m) }
+
+// scrape fetches /metrics and returns its sample lines by series.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func TestMetricsCountExactly(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"virtual_alias": "a@x.test b@y.test\n@catch.test c@y.test\n",
+		"userdb":        "u1 uid=5000|gid=5000|home=/home/u1\n",
+		"broken":        "key-without-value\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.New()
+	st, err := store.New("+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	rl, err := reload.New(reload.Config{Dir: dir, OnResult: m.Loaded}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.LoadAll(); err == nil {
+		t.Fatal("LoadAll accepted the broken map")
+	}
+	if err := rl.LoadAll(); err == nil { // SIGHUP: every map once more
+		t.Fatal("LoadAll accepted the broken map")
+	}
+
+	srv := &server.Server{Tables: storeTables{st}, Observer: m, Logger: slog.New(slog.DiscardHandler)}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	sock := sockaddr.Addr{Network: "unix", Address: filepath.Join(t.TempDir(), "s.sock")}
+	if err := srv.ListenSocketmap(sock, server.UnixOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ListenTCPTable(sockaddr.Addr{Network: "tcp", Address: "127.0.0.1:0"}, "virtual_alias", server.UnixOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(m.Handler())
+	defer web.Close()
+
+	sm, err := net.Dial("unix", sock.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	sm.SetDeadline(time.Now().Add(30 * time.Second))
+	nr := netstring.NewReader(bufio.NewReader(sm), 200000)
+	ask := func(req, want string) {
+		t.Helper()
+		if _, err := sm.Write(netstring.AppendString(nil, req)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := nr.Read()
+		if err != nil || !strings.HasPrefix(string(got), want) {
+			t.Fatalf("%q: %q, %v; want %s...", req, got, err, want)
+		}
+	}
+	// The known sequence.
+	for range 3 {
+		ask("virtual_alias a@x.test", "OK ")
+	}
+	ask("virtual_alias z@catch.test", "OK ")
+	ask("virtual_alias nobody@nowhere.test", "NOTFOUND")
+	ask("userdb u1", "OK ")
+	ask("userdb u2", "NOTFOUND")
+	ask("userdb u3", "NOTFOUND")
+	ask("broken k", "PERM ")       // failed to load: known to metrics, not served
+	ask("typo_map k", "PERM ")     // unknown
+	ask("another_typo k", "PERM ") // unknown, same label
+
+	tc, err := net.Dial("tcp", srv.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(tc)
+	for _, q := range []struct{ key, want string }{{"a@x.test", "200 "}, {"q@nowhere.test", "500 "}} {
+		io.WriteString(tc, "get "+q.key+"\n")
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, q.want) {
+			t.Fatalf("tcp_table %s: %q, %v", q.key, line, err)
+		}
+	}
+
+	got := scrape(t, web.URL)
+	want := map[string]float64{
+		`mapdropd_lookups_total{map="virtual_alias",result="found"}`:    5,
+		`mapdropd_lookups_total{map="virtual_alias",result="notfound"}`: 2,
+		`mapdropd_lookups_total{map="virtual_alias",result="temp"}`:     0,
+		`mapdropd_lookups_total{map="virtual_alias",result="perm"}`:     0,
+		`mapdropd_lookups_total{map="userdb",result="found"}`:           1,
+		`mapdropd_lookups_total{map="userdb",result="notfound"}`:        2,
+		`mapdropd_lookups_total{map="broken",result="perm"}`:            1,
+		`mapdropd_lookups_total{map="(unknown)",result="perm"}`:         2,
+		`mapdropd_lookups_total{map="(unknown)",result="found"}`:        0,
+		`mapdropd_lookup_duration_seconds_count`:                        13,
+		`mapdropd_reloads_total{map="virtual_alias",result="ok"}`:       2,
+		`mapdropd_reloads_total{map="virtual_alias",result="error"}`:    0,
+		`mapdropd_reloads_total{map="broken",result="ok"}`:              0,
+		`mapdropd_reloads_total{map="broken",result="error"}`:           2,
+		`mapdropd_map_entries{map="virtual_alias"}`:                     2,
+		`mapdropd_map_entries{map="userdb"}`:                            1,
+		`mapdropd_connections_open`:                                     2,
+		`mapdropd_connections_rejected_total`:                           0,
+		`mapdropd_connections_evicted_total`:                            0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	for k := range got {
+		if strings.Contains(k, "typo") {
+			t.Errorf("an unknown map name became a label value: %s", k)
+		}
+	}
+	if _, ok := got[`mapdropd_map_entries{map="broken"}`]; ok {
+		t.Error("a map that never loaded has an entry count")
+	}
+	ts := got[`mapdropd_map_last_reload_success_timestamp_seconds{map="userdb"}`]
+	if ts < float64(before.Unix()) || ts > float64(time.Now().Unix()+1) {
+		t.Errorf("last reload success timestamp %v, want about %v", ts, before.Unix())
+	}
+	for _, k := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s missing: Go and process collectors", k)
+		}
+	}
+
+	sm.Close()
+	tc.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for scrape(t, web.URL)[`mapdropd_connections_open`] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("mapdropd_connections_open did not return to 0 after the clients closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	m := metrics.New()
+	m.Loaded("virtual_alias", 10, nil)
+	m.Loaded("broken", 0, errors.New("bad"))
+	name := strings.Clone("virtual_alias")
+	if n := testing.AllocsPerRun(1000, func() {
+		m.Lookup(name, server.Found, 30*time.Microsecond)
+		m.Lookup("no_such_map", server.Perm, time.Microsecond)
+	}); n != 0 {
+		t.Errorf("Lookup allocates %v times per call", n)
+	}
+}
