@@ -62,6 +62,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -244,10 +245,16 @@ func (s *Server) listen(a sockaddr.Addr, opt UnixOptions, proto protocol, mapNam
 	if err != nil {
 		return err
 	}
-	l := &listener{ln: ln, proto: proto, mapName: mapName, name: a.String()}
+	name := a.String()
 	if a.Network == "tcp" {
-		l.name = "inet:" + ln.Addr().String()
+		name = "inet:" + ln.Addr().String()
 	}
+	return s.serveListener(ln, proto, mapName, name)
+}
+
+// serveListener serves ln in the background until Shutdown, which closes it.
+func (s *Server) serveListener(ln net.Listener, proto protocol, mapName, name string) error {
+	l := &listener{ln: ln, proto: proto, mapName: mapName, name: name}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -506,6 +513,9 @@ func (s *Server) socketmapHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 		if err != nil {
 			s.logger().Info("malformed socketmap request", "addr", c.l.name, "remote", c.remote, "reason", err.Error())
 			reply = socketmap.AppendReply(reply[:0], "", err)
+		} else if target, ok := strings.CutPrefix(mapName, ExplainPrefix); ok {
+			value, err := s.explain(ctx, c, target, key)
+			reply = socketmap.AppendReply(reply[:0], value, err)
 		} else {
 			value, err := s.lookup(ctx, c, mapName, key)
 			reply = socketmap.AppendReply(reply[:0], value, err)
