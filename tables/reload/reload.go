@@ -535,8 +535,19 @@ func Check(paths ...string) []error {
 // CheckWithWarnings is Check, also returning the warnings (duplicate keys),
 // which do not stop a file from loading.
 func CheckWithWarnings(paths ...string) (errs, warnings []error) {
+	_, _, errs, warnings = CheckCounts(paths...)
+	return errs, warnings
+}
+
+// CheckCounts is CheckWithWarnings, also counting the map files found and
+// the entries of those that parse.
+func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
 	check := func(name, path string) {
-		_, ws, _, err := parseMap(name, path, false)
+		maps++
+		t, ws, _, err := parseMap(name, path, false)
+		if t != nil {
+			entries += len(t.Map)
+		}
 		for _, w := range ws {
 			warnings = append(warnings, w)
 		}
@@ -560,16 +571,16 @@ func CheckWithWarnings(paths ...string) (errs, warnings []error) {
 			check(filepath.Base(path), path)
 			continue
 		}
-		maps, err := dirMaps(path)
+		files, err := dirMaps(path)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, name := range sortedKeys(maps) {
-			check(name, maps[name])
+		for _, name := range sortedKeys(files) {
+			check(name, files[name])
 		}
 	}
-	return errs, warnings
+	return maps, entries, errs, warnings
 }
 
 // pending is a map waiting for its debounce delay.
