@@ -1,9 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/tables/reload"
@@ -13,16 +13,22 @@ import (
 // would, print every error as "file:line: reason" (and every warning, such
 // as a duplicate key, prefixed "warning: "). Exit status: 0 every table
 // parses, 65 (EX_DATAERR) a table has errors, 66 (EX_NOINPUT) a path is
-// missing or unreadable (66 wins when both happen), 64 usage.
+// missing or unreadable, or there is no table at all (66 wins when both
+// happen), 64 usage. On success it prints one line:
+// "ok: N maps, M entries, W warnings".
 func check(args []string) int {
-	fs := flag.NewFlagSet("mapdropd check", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return failure.Usage.ExitCode()
+	fs := newFlagSet("check")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		return usageError("mapdropd check PATH...")
 	}
-	errs, warnings := reload.Check(fs.Args()...)
+	maps, entries, errs, warnings := reload.CheckCounts(fs.Args()...)
+	if maps == 0 && len(errs) == 0 {
+		fmt.Fprintf(os.Stderr, "mapdropd check: no tables in %s\n", strings.Join(fs.Args(), " "))
+		return failure.NoInput.ExitCode()
+	}
 	for _, w := range warnings {
 		fmt.Printf("warning: %v\n", w)
 	}
@@ -35,6 +41,9 @@ func check(args []string) int {
 	}
 	if worst != nil && failure.KindOf(worst) != failure.NoInput {
 		worst = failure.New(failure.Invalid, "%v", worst)
+	}
+	if worst == nil {
+		fmt.Printf("ok: %d maps, %d entries, %d warnings\n", maps, entries, len(warnings))
 	}
 	return failure.ExitCode(worst)
 }

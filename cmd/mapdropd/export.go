@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"log/slog"
 	"time"
 
@@ -15,11 +14,11 @@ import (
 // exportCmd implements "mapdropd export": load the tables once and write the
 // chosen maps as cdb snapshots into OUTDIR.
 func exportCmd(args []string) int {
-	fs := flag.NewFlagSet("mapdropd export", flag.ContinueOnError)
+	fs := newFlagSet("export")
 	var tf tableFlags
 	tf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return failure.Usage.ExitCode()
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		return usageError("mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR")

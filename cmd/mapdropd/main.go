@@ -43,20 +43,53 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/internal/version"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// command is one of mapdropd's commands. Its synopsis and summary are the
+// text of the usage messages and of the man page (doc/mapdropd.8), which
+// is generated from them and from the commands' flags.
+type command struct {
+	name     string
+	synopsis string // the arguments after the command name
+	summary  string // what it does
+}
+
+var commands = []command{
+	{"serve", "-tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...",
+		"Serve the tables over socketmap and tcp_table, reloading each file as soon as it changes."},
+	{"query", "[-s ADDR] [-timeout D] [-explain] MAP KEY...",
+		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
+	{"check", "PATH...",
+		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON and, when all is well, one summary line."},
+	{"export", "-tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR",
+		"Write the -export-maps once as cdb files into OUTDIR."},
+}
+
 func run(args []string) int {
 	if len(args) == 0 {
-		usage()
+		usage(os.Stderr)
 		return failure.Usage.ExitCode()
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Println(version.String("mapdropd"))
+		return 0
 	}
 	switch args[0] {
 	case "serve":
@@ -67,21 +100,68 @@ func run(args []string) int {
 		return check(args[1:])
 	case "export":
 		return exportCmd(args[1:])
-	case "-h", "-help", "--help", "help":
-		usage()
-		return 0
 	}
 	fmt.Fprintf(os.Stderr, "mapdropd: unknown command %q\n", args[0])
-	usage()
+	usage(os.Stderr)
 	return failure.Usage.ExitCode()
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `usage:
-  mapdropd serve  -tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flags]
-  mapdropd query  [-s ADDR] MAP KEY...
-  mapdropd check  PATH...
-  mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
-Run "mapdropd COMMAND -h" for the flags of a command.
-`)
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  mapdropd %-6s %s\n", c.name, c.synopsis)
+	}
+	fmt.Fprintln(w, "  mapdropd -version")
+	fmt.Fprintln(w, `Run "mapdropd COMMAND -h" for the flags of a command.`)
+}
+
+// flagSetHook, when set, is called with every command's flag set once its
+// flags are defined, before it parses them (the man page generator).
+var flagSetHook func(*flag.FlagSet)
+
+// newFlagSet returns the flag set of command name, whose usage message is
+// its synopsis, summary and flags.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("mapdropd "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		for _, c := range commands {
+			if c.name == name {
+				fmt.Fprintf(fs.Output(), "usage: mapdropd %s %s\n\n%s\n", name, c.synopsis, c.summary)
+			}
+		}
+		if hasFlags(fs) {
+			fmt.Fprintf(fs.Output(), "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// parseFlags parses args with fs. With -h or --help it prints the usage
+// message on standard output and returns 0, done; on a bad flag it prints
+// the error and the usage message on standard error and returns the usage
+// exit status, done. Otherwise done is false and the command goes on.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if flagSetHook != nil {
+		flagSetHook(fs)
+	}
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Stdout.Write(out.Bytes())
+		return 0, true
+	case err != nil:
+		os.Stderr.Write(out.Bytes())
+		return failure.Usage.ExitCode(), true
+	}
+	return 0, false
 }

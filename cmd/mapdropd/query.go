@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"iter"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/lookup/client"
+	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 )
 
@@ -20,14 +20,15 @@ import (
 // each key found. Exit status (failure.LookupExitCode): 0 all found, 1 any
 // not found, 75 server unreachable or TEMP, 78 PERM; the highest wins.
 func query(args []string) int {
-	fs := flag.NewFlagSet("mapdropd query", flag.ContinueOnError)
-	server := fs.String("s", envOr("MAPDROP_SERVER", sockaddr.DefaultServer), "server address, unix:/path or inet:host:port")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up on the server after this long")
-	if err := fs.Parse(args); err != nil {
-		return failure.Usage.ExitCode()
+	fs := newFlagSet("query")
+	server := fs.String("s", envOr("MAPDROP_SERVER", sockaddr.DefaultServer), "server `ADDR`ess, unix:/path or inet:host:port")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up on the server after this long, `D`")
+	explain := fs.Bool("explain", false, "show how the server finds the answer to one KEY: every key tried in order, hit or miss, the FILE:LINE of the entry that answers, the extension copied")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
-	if fs.NArg() < 2 {
-		return usageError("mapdropd query [-s ADDR] [-timeout D] MAP KEY...   (KEY - reads keys from stdin)")
+	if fs.NArg() < 2 || *explain && fs.NArg() != 2 {
+		return usageError("mapdropd query [-s ADDR] [-timeout D] [-explain] MAP KEY...   (KEY - reads keys from stdin; one KEY with -explain)")
 	}
 	a, err := sockaddr.Parse(*server)
 	if err != nil {
@@ -43,6 +44,9 @@ func query(args []string) int {
 		return failure.ExitCode(err)
 	}
 	defer c.Close()
+	if *explain {
+		return explainKey(ctx, c, mapName, keys[0])
+	}
 
 	fromStdin := len(keys) == 1 && keys[0] == "-"
 	status := 0
@@ -93,4 +97,25 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// explainKey prints the server's explanation of one lookup (see
+// tables.Explain). Exit status as for a lookup: 0 found, 1 not found, 75
+// or 78 when the server fails.
+func explainKey(ctx context.Context, c *client.Socketmap, mapName, key string) int {
+	text, err := c.Lookup(ctx, server.ExplainPrefix+mapName, key)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mapdropd query -explain: %s %s: %v\n", mapName, key, err)
+		if failure.KindOf(err) == failure.NotFound {
+			err = failure.Temp("the server did not explain: is it an older mapdropd?")
+		}
+		return failure.LookupExitCode(err)
+	}
+	fmt.Println(text)
+	for _, line := range strings.Split(text, "\n") {
+		if line == resultFound {
+			return 0
+		}
+	}
+	return failure.LookupExitCode(failure.ErrNotFound)
 }

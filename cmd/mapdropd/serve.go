@@ -19,6 +19,7 @@ import (
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/getent"
 	"github.com/mapdrop/mapdrop/internal/metrics"
+	"github.com/mapdrop/mapdrop/internal/systemd"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
 	"github.com/mapdrop/mapdrop/tables/reload"
@@ -37,12 +38,12 @@ type tableFlags struct {
 }
 
 func (tf *tableFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&tf.dir, "tables", "", "directory whose files are tables, one map per file named after it")
-	fs.Var(&tf.maps, "map", "NAME=PATH: also serve the file PATH as map NAME (repeatable)")
-	fs.StringVar(&tf.exportMaps, "export-maps", "mailbox_command", "comma-separated maps written as NAME.cdb to the export directory")
-	fs.StringVar(&tf.delimiter, "recipient-delimiter", "+", "characters that start an address extension, as Postfix's recipient_delimiter (empty: none)")
-	fs.StringVar(&tf.addressMaps, "address-maps", "", "comma-separated maps looked up as addresses (user+ext@domain, user@domain, @domain) whatever their name")
-	fs.StringVar(&tf.exactMaps, "exact-maps", "", "comma-separated maps looked up by exact key only whatever their name")
+	fs.StringVar(&tf.dir, "tables", "", "every regular file in `DIR` is a table, one map per file named after it")
+	fs.Var(&tf.maps, "map", "also serve the file PATH as map NAME, given as `NAME=PATH` (repeatable)")
+	fs.StringVar(&tf.exportMaps, "export-maps", "mailbox_command", "comma-separated `LIST` of maps written as NAME.cdb to the export directory")
+	fs.StringVar(&tf.delimiter, "recipient-delimiter", "+", "`CHARS` that start an address extension, as Postfix's recipient_delimiter (empty: none)")
+	fs.StringVar(&tf.addressMaps, "address-maps", "", "comma-separated `LIST` of maps looked up as addresses (user+ext@domain, user@domain, @domain) whatever their name")
+	fs.StringVar(&tf.exactMaps, "exact-maps", "", "comma-separated `LIST` of maps looked up by exact key only whatever their name")
 }
 
 // config turns the flags into a reload.Config (without logger or hook).
@@ -71,24 +72,25 @@ func (tf *tableFlags) config() (reload.Config, error) {
 }
 
 func serve(args []string) int {
-	fs := flag.NewFlagSet("mapdropd serve", flag.ContinueOnError)
+	fs := newFlagSet("serve")
 	var tf tableFlags
 	tf.register(fs)
 	var socketmaps, tcps multiFlag
-	fs.Var(&socketmaps, "socketmap", "socketmap listener, unix:/path or inet:host:port (repeatable; default "+sockaddr.DefaultServer+")")
-	fs.Var(&tcps, "tcp", "NAME=HOST:PORT: serve map NAME over tcp_table on HOST:PORT (repeatable)")
-	mode := fs.String("socket-mode", "0660", "file mode of unix sockets")
-	group := fs.String("socket-group", "", "group (name or gid) of unix sockets, e.g. postfix")
-	exportDir := fs.String("export", "", "directory to write cdb snapshots of the -export-maps into after every load")
-	level := fs.String("log-level", "info", "info or debug (debug logs every query)")
-	maxConns := fs.Int("max-conns", 0, "most concurrent connections (0: the server's default)")
-	idle := fs.Duration("idle-timeout", 0, "close a connection idle this long (0: the server's default, longer than Postfix's 10s)")
-	reqTimeout := fs.Duration("request-timeout", 0, "deadline for one request once it starts (0: the server's default)")
-	perUID := fs.Int("max-conns-per-uid", 0, "most connections one unprivileged user may hold on unix sockets (0: max-conns/10)")
-	privileged := fs.String("privileged-users", "root,postfix", "comma-separated users (names or uids) never limited per uid on unix sockets: Postfix's mail_owner and the users that run mapdrop")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9156 (default: off)")
-	if err := fs.Parse(args); err != nil {
-		return failure.Usage.ExitCode()
+	fs.Var(&socketmaps, "socketmap", "socketmap listener `ADDR`, unix:/path or inet:host:port (repeatable; default "+sockaddr.DefaultServer+" unless systemd passes sockets)")
+	fs.Var(&tcps, "tcp", "serve map NAME over tcp_table on HOST:PORT, given as `NAME=HOST:PORT` (repeatable)")
+	mode := fs.String("socket-mode", "0660", "file `MODE` of unix sockets")
+	group := fs.String("socket-group", "", "`GROUP` (name or gid) of unix sockets, e.g. postfix")
+	stateDir := fs.String("state", "", "keep the last good copy of every map in `DIR`, and serve a map from it at startup when its file does not load")
+	exportDir := fs.String("export", "", "write cdb snapshots of the -export-maps into `DIR` after every load")
+	level := fs.String("log-level", "info", "log `LEVEL`: info or debug (debug logs every query)")
+	maxConns := fs.Int("max-conns", 0, "most concurrent connections, `N` (0: the server's default, 1000)")
+	idle := fs.Duration("idle-timeout", 0, "close a connection idle this long, `D` (0: the server's default, 60s, longer than Postfix's 10s)")
+	reqTimeout := fs.Duration("request-timeout", 0, "deadline `D` for one request once it starts (0: the server's default, 10s)")
+	perUID := fs.Int("max-conns-per-uid", 0, "most connections one unprivileged user may hold on unix sockets, `N` (0: max-conns/10)")
+	privileged := fs.String("privileged-users", "root,postfix", "comma-separated users (names or uids) never limited per uid on unix sockets: Postfix's mail_owner and the users that run mapdrop, `LIST`")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on http://`ADDR`/metrics, e.g. 127.0.0.1:9156 (default: off)")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "mapdropd serve: unexpected argument %q\n", fs.Arg(0))
@@ -104,9 +106,6 @@ func serve(args []string) int {
 		return fail(log, failure.New(failure.Usage, "-socket-mode %q: want an octal mode such as 0660", *mode))
 	}
 	unixOpts := server.UnixOptions{Mode: os.FileMode(fileMode), Group: *group}
-	if len(socketmaps) == 0 && len(tcps) == 0 {
-		socketmaps = multiFlag{sockaddr.DefaultServer}
-	}
 
 	privUIDs, err := privilegedUIDs(*privileged, isFlagSet(fs, "privileged-users"))
 	if err != nil {
@@ -127,6 +126,7 @@ func serve(args []string) int {
 	}
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)
+	cfg.StateDir = *stateDir
 	if *exportDir != "" {
 		if fi, err := os.Stat(*exportDir); err != nil || !fi.IsDir() {
 			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
@@ -143,7 +143,7 @@ func serve(args []string) int {
 	}
 
 	srv := &server.Server{
-		Tables:         storeTables{st},
+		Tables:         &tables{st: st, rl: rl},
 		Logger:         log,
 		MaxConns:       *maxConns,
 		MaxConnsPerUID: *perUID,
@@ -157,6 +157,13 @@ func serve(args []string) int {
 		if metricsSrv, err = serveMetrics(*metricsAddr, met, log); err != nil {
 			return fail(log, err)
 		}
+	}
+	passed, err := servePassed(srv, log)
+	if err != nil {
+		return fail(log, err)
+	}
+	if len(socketmaps) == 0 && len(tcps) == 0 && passed == 0 {
+		socketmaps = multiFlag{sockaddr.DefaultServer}
 	}
 	for _, s := range socketmaps {
 		a, err := sockaddr.Parse(s)
@@ -194,6 +201,14 @@ func serve(args []string) int {
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	notify := &systemd.Notifier{}
+	defer notify.Close()
+	notifyErr := func(err error) {
+		if err != nil {
+			log.Warn("cannot notify systemd", "err", err)
+		}
+	}
+	notifyErr(notify.Ready(statusText(rl)))
 	for {
 		select {
 		case err := <-watchDone:
@@ -204,12 +219,15 @@ func serve(args []string) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading all tables")
+				notifyErr(notify.Reloading("reloading"))
 				if err := rl.LoadAll(); err != nil {
 					log.Error("reload: some tables kept their previous version", "err", err)
 				}
+				notifyErr(notify.Ready(statusText(rl)))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
+			notifyErr(notify.Stopping("stopping"))
 			cancel()
 			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := srv.Shutdown(sctx)
@@ -224,17 +242,6 @@ func serve(args []string) int {
 		}
 	}
 }
-
-// storeTables answers the server's lookups from the store.
-type storeTables struct{ st *store.Store }
-
-// Lookup looks key up in map m.
-func (t storeTables) Lookup(_ context.Context, m, key string) (string, error) {
-	return t.st.Lookup(m, key)
-}
-
-// HasMap reports whether map m exists (server.MapChecker).
-func (t storeTables) HasMap(m string) bool { return t.st.Has(m) }
 
 // privilegedUIDs resolves -privileged-users: numeric uids, or names
 // looked up with getent passwd. A user of the default list that does not

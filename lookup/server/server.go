@@ -90,6 +90,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -307,10 +308,16 @@ func (s *Server) listen(a sockaddr.Addr, opt UnixOptions, proto protocol, mapNam
 	if err != nil {
 		return err
 	}
-	l := &listener{ln: ln, proto: proto, mapName: mapName, name: a.String()}
+	name := a.String()
 	if a.Network == "tcp" {
-		l.name = "inet:" + ln.Addr().String()
+		name = "inet:" + ln.Addr().String()
 	}
+	return s.serveListener(ln, proto, mapName, name)
+}
+
+// serveListener serves ln in the background until Shutdown, which closes it.
+func (s *Server) serveListener(ln net.Listener, proto protocol, mapName, name string) error {
+	l := &listener{ln: ln, proto: proto, mapName: mapName, name: name}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -545,6 +552,12 @@ func (s *Server) socketmapHandler(br *bufio.Reader, bw *bufio.Writer) handler {
 		if err != nil {
 			s.logger().Info("malformed socketmap request", "addr", c.l.name, "remote", c.remote, "reason", err.Error())
 			reply = socketmap.AppendReply(reply[:0], "", err)
+			frame = netstring.Append(frame[:0], reply)
+			return s.writeReply(c, bw, frame)
+		}
+		if target, ok := strings.CutPrefix(mapName, ExplainPrefix); ok {
+			value, err := s.explain(ctx, c, target, key)
+			reply = socketmap.AppendReply(reply[:0], value, err)
 			frame = netstring.Append(frame[:0], reply)
 			return s.writeReply(c, bw, frame)
 		}

@@ -34,7 +34,8 @@
 // means the new NAME.cdb is in place but its durability is unknown. A temporary
 // file left by a process that died (its flock released by the kernel) is
 // removed by the next Snapshot of the same name; one still locked by a live
-// writer is left alone.
+// writer is left alone. WriteFile replaces any other file (such as a map's
+// last good source text) in the same way.
 package export
 
 import (
@@ -55,8 +56,8 @@ const Suffix = ".cdb"
 // FileMode is the permission of the files Snapshot writes.
 const FileMode os.FileMode = 0o644
 
-// tmpPrefix is the start of the temporary file names for table name.
-func tmpPrefix(name string) string { return "." + name + Suffix + ".tmp-" }
+// tmpPrefix is the start of the temporary file names for file.
+func tmpPrefix(file string) string { return "." + file + ".tmp-" }
 
 // Path returns the file Snapshot(dir, name, ...) writes: dir/NAME.cdb.
 func Path(dir, name string) string { return filepath.Join(dir, name+Suffix) }
@@ -70,60 +71,84 @@ func Snapshot(dir, name string, entries iter.Seq2[string, string]) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	removeStale(dir, name)
+	return replace(dir, name+Suffix, "export "+name, func(f *os.File) error {
+		w := cdb.NewWriter(f)
+		for k, v := range entries {
+			if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+				return failure.Perm("export %s: key %q: NUL byte in key or value", name, k)
+			}
+			if err := w.Add([]byte(k), []byte(v)); err != nil {
+				return wrap(err, "export %s", name)
+			}
+		}
+		return wrap(w.Close(), "export %s", name)
+	})
+}
 
-	f, err := os.CreateTemp(dir, tmpPrefix(name)+"*")
+// WriteFile replaces dir/FILE by a file holding text, mode 0644, in the
+// same atomic way as Snapshot: a locked temporary file .FILE.tmp-*,
+// fsynced, renamed over FILE, and the directory fsynced. Errors are
+// Temporary, except an invalid file name (Permanent).
+func WriteFile(dir, file, text string) error {
+	if err := checkName(file); err != nil {
+		return err
+	}
+	return replace(dir, file, "write "+file, func(f *os.File) error {
+		_, err := f.WriteString(text)
+		return wrap(err, "write %s", file)
+	})
+}
+
+// replace writes dir/file atomically with write; what names the operation
+// in errors.
+func replace(dir, file, what string, write func(*os.File) error) error {
+	removeStale(dir, file)
+
+	f, err := os.CreateTemp(dir, tmpPrefix(file)+"*")
 	if err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s", name)
+		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
 	tmp := f.Name()
 	renamed := false
 	defer func() {
-		// Runs on errors and on panics in entries alike.
+		// Runs on errors and on panics in write alike.
 		if !renamed {
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
 	if err := lock(f, tmp); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s", name)
+		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
 	if err := f.Chmod(FileMode); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s", name)
+		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
-
-	w := cdb.NewWriter(f)
-	for k, v := range entries {
-		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
-			return failure.Perm("export %s: key %q: NUL byte in key or value", name, k)
-		}
-		if err := w.Add([]byte(k), []byte(v)); err != nil {
-			return wrap(err, "export %s", name)
-		}
-	}
-	if err := w.Close(); err != nil {
-		return wrap(err, "export %s", name)
+	if err := write(f); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s: fsync %s", name, tmp)
+		return failure.Wrap(failure.Temporary, err, "%s: fsync %s", what, tmp)
 	}
 	// Rename while the file is still open and locked, so that no other
-	// Snapshot takes it for stale in between.
-	if err := os.Rename(tmp, Path(dir, name)); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s", name)
+	// writer takes it for stale in between.
+	if err := os.Rename(tmp, filepath.Join(dir, file)); err != nil {
+		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
 	renamed = true
 	if err := f.Close(); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s: close", name)
+		return failure.Wrap(failure.Temporary, err, "%s: close", what)
 	}
 	if err := syncDir(dir); err != nil {
-		return failure.Wrap(failure.Temporary, err, "export %s: fsync directory %s", name, dir)
+		return failure.Wrap(failure.Temporary, err, "%s: fsync directory %s", what, dir)
 	}
 	return nil
 }
 
-// wrap keeps the kind of err (plain errors are Temporary).
+// wrap keeps the kind of err (plain errors are Temporary); nil stays nil.
 func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
 	return failure.Wrap(failure.KindOf(err), err, format, args...)
 }
 
@@ -168,15 +193,15 @@ func flock(f *os.File, how int) error {
 	}
 }
 
-// removeStale removes the temporary files of table name whose writer is
-// gone: those on which an exclusive flock can be taken. It is best effort;
-// a file it cannot remove is tried again on the next Snapshot.
-func removeStale(dir, name string) {
+// removeStale removes the temporary files of file whose writer is gone:
+// those on which an exclusive flock can be taken. It is best effort; a file
+// it cannot remove is tried again on the next write.
+func removeStale(dir, file string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	prefix := tmpPrefix(name)
+	prefix := tmpPrefix(file)
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
 			continue

@@ -383,3 +383,28 @@ func TestCrashMidExport(t *testing.T) {
 		t.Errorf("next snapshot: %q, %v", got, ok)
 	}
 }
+
+// WriteFile replaces a text file the way Snapshot replaces a cdb file.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, text := range []string{"first\n", "second, longer\n", ""} {
+		if err := export.WriteFile(dir, "virtual_alias.last-good", text); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "virtual_alias.last-good"))
+		if err != nil || string(got) != text {
+			t.Errorf("after WriteFile(%q): %q, %v", text, got, err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "virtual_alias.last-good"))
+	if err != nil || fi.Mode().Perm() != export.FileMode {
+		t.Errorf("mode %v, %v; want %v", fi.Mode(), err, export.FileMode)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d files, want only the one written", len(ents))
+	}
+	if err := export.WriteFile(dir, "../x", "y"); failure.KindOf(err) != failure.Permanent {
+		t.Errorf("WriteFile(../x): %v, want Permanent", err)
+	}
+}

@@ -146,7 +146,18 @@ func Parse(r io.Reader, file string) (entries []Entry, warnings []*Error, err er
 // costs nothing extra. withEntries asks for Table.Entries as well. On error
 // the Table is nil.
 func ParseTable(r io.Reader, file string, withEntries bool) (*Table, []*Error, error) {
-	text, rerr := readAll(r)
+	text, rerr := ReadAll(r)
+	return parseText(text, rerr, file, withEntries)
+}
+
+// ParseText is ParseTable for a file's text already read (with ReadAll),
+// for a caller that wants the text itself too, e.g. to compare it with the
+// text of the last load. The table may point into text.
+func ParseText(text, file string, withEntries bool) (*Table, []*Error, error) {
+	return parseText(text, nil, file, withEntries)
+}
+
+func parseText(text string, rerr error, file string, withEntries bool) (*Table, []*Error, error) {
 	p := parser{
 		text:       text,
 		file:       file,
@@ -179,9 +190,9 @@ func ParseTable(r io.Reader, file string, withEntries bool) (*Table, []*Error, e
 	return t, warnings, nil
 }
 
-// readAll reads r to its end into one string, sized up front when r can
+// ReadAll reads r to its end into one string, sized up front when r can
 // tell its size (an *os.File).
-func readAll(r io.Reader) (string, error) {
+func ReadAll(r io.Reader) (string, error) {
 	var b strings.Builder
 	if st, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
 		if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && fi.Size() < 1<<40 {

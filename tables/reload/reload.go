@@ -22,7 +22,19 @@
 // table serving, with a warning; a map is never removed while mapdropd runs.
 // Every successful load logs one INFO line with map, file, entries and
 // duration, replaces the table in one store transaction, and then calls
-// Config.OnLoad.
+// Config.OnLoad. A file whose text is byte for byte the text of the map's
+// last load (a SIGHUP with nothing changed, a file rewritten with the same
+// content) is not loaded again: nothing is swapped, written or called.
+//
+// # Last good copies
+//
+// With Config.StateDir, every successful load also writes the file's text
+// to STATEDIR/NAME.last-good (CopyName), atomically as export.WriteFile
+// does. When a map that is not in the store yet (at startup) has a file
+// that is missing or does not parse, and its copy exists and parses, the
+// map is served from the copy: logged at level ERROR as "MAP SERVED FROM
+// ITS LAST GOOD COPY", and Config.OnStale is called. Only a map with
+// neither is not served. The next good load of the file replaces it.
 //
 // # Watching
 //
@@ -46,6 +58,7 @@ package reload
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -59,6 +72,7 @@ import (
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/format/userdb"
+	"github.com/mapdrop/mapdrop/tables/export"
 	"github.com/mapdrop/mapdrop/tables/mapfile"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
@@ -89,6 +103,12 @@ type Config struct {
 	// it could be read after a change is no attempt. For metrics; calls
 	// are serialised like OnLoad's.
 	OnResult func(name string, entries int, err error)
+	// StateDir, if set, is where the last good source text of every map is
+	// kept (see "Last good copies" in the package documentation).
+	StateDir string
+	// OnStale, if set, is called when a map that never loaded from its
+	// file is served from its last good copy instead, with the copy's path.
+	OnStale func(name, copyPath string)
 }
 
 // Reloader loads the configured maps into a store and keeps them current.
@@ -100,11 +120,18 @@ type Reloader struct {
 	log      *slog.Logger
 	onLoad   func(string, []mapfile.Entry)
 	onResult func(string, int, error)
+	stateDir string
+	onStale  func(string, string)
 	st       *store.Store
+	seed     maphash.Seed // for the sums
 
-	mu     sync.Mutex             // serialises loads
-	loaded map[string]bool        // maps in the store
-	stamps map[string]os.FileInfo // what each map's last load attempt read
+	mu      sync.Mutex             // serialises loads
+	loaded  map[string]bool        // maps in the store
+	stamps  map[string]os.FileInfo // what each map's last load attempt read
+	from    map[string]string      // the file each loaded map's text came from
+	sums    map[string]uint64      // maphash of that text
+	entries map[string]int         // entries of each loaded map
+	failing map[string]bool        // maps whose last load attempt failed
 }
 
 // New checks cfg and returns a Reloader that loads into st. It loads
@@ -124,15 +151,27 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 		log:      cfg.Logger,
 		onLoad:   cfg.OnLoad,
 		onResult: cfg.OnResult,
+		stateDir: cfg.StateDir,
+		onStale:  cfg.OnStale,
 		st:       st,
+		seed:     maphash.MakeSeed(),
 		loaded:   map[string]bool{},
 		stamps:   map[string]os.FileInfo{},
+		from:     map[string]string{},
+		sums:     map[string]uint64{},
+		entries:  map[string]int{},
+		failing:  map[string]bool{},
 	}
 	if r.debounce <= 0 {
 		r.debounce = DefaultDebounce
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.stateDir != "" {
+		if fi, err := os.Stat(r.stateDir); err != nil || !fi.IsDir() {
+			return nil, failure.Perm("state directory %s: not a directory", r.stateDir)
+		}
 	}
 	if cfg.Dir != "" {
 		r.dir = filepath.Clean(cfg.Dir)
@@ -267,9 +306,20 @@ func sortedKeys(m map[string]string) []string {
 // is an error when required (LoadAll), and otherwise only logged.
 func (r *Reloader) loadLocked(name, path string, required bool) error {
 	start := time.Now()
-	t, warnings, fi, err := parseMap(name, path, r.onLoad != nil)
+	text, fi, err := readMap(path)
 	if fi != nil {
 		r.stamps[name] = fi
+	}
+	sum := maphash.String(r.seed, text)
+	if err == nil && r.loaded[name] && r.from[name] == path && r.sums[name] == sum {
+		r.failing[name] = false
+		r.log.Debug("map file unchanged, nothing to load", "map", name, "file", path)
+		return nil
+	}
+	var t *mapfile.Table
+	var warnings []*mapfile.Error
+	if err == nil {
+		t, warnings, err = parseText(name, path, text, r.onLoad != nil)
 	}
 	for _, w := range warnings {
 		r.log.Warn(w.Error(), "map", name)
@@ -291,9 +341,10 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		} else {
 			r.log.Error(err.Error(), "map", name)
 		}
+		r.failing[name] = true
 		if r.loaded[name] {
 			r.log.Error("map not loaded, keeping last good table", "map", name, "file", path)
-		} else {
+		} else if !r.loadCopyLocked(name) {
 			r.log.Error("map not loaded, not served", "map", name, "file", path)
 		}
 		r.result(name, 0, err)
@@ -308,8 +359,13 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		r.result(name, 0, err)
 		return err
 	}
-	r.loaded[name] = true
+	r.remember(name, path, sum, len(t.Map))
 	r.log.Info("map loaded", "map", name, "file", path, "match", match, "entries", len(t.Map), "duration", time.Since(start).Round(time.Microsecond))
+	if r.stateDir != "" {
+		if err := export.WriteFile(r.stateDir, CopyName(name), text); err != nil {
+			r.log.Error("last good copy not written; the previous one stays", "map", name, "dir", r.stateDir, "error", err)
+		}
+	}
 	if r.onLoad != nil {
 		r.onLoad(name, t.Entries)
 	}
@@ -324,27 +380,154 @@ func (r *Reloader) result(name string, entries int, err error) {
 	}
 }
 
+// remember records a successful load of map name from file. Called with
+// r.mu held.
+func (r *Reloader) remember(name, file string, sum uint64, entries int) {
+	r.loaded[name] = true
+	r.failing[name] = false
+	r.from[name], r.sums[name], r.entries[name] = file, sum, entries
+}
+
+// loadCopyLocked serves map name from its last good copy in the state
+// directory, for a map whose file does not load and that is not in the
+// store; it reports whether it did. Called with r.mu held.
+func (r *Reloader) loadCopyLocked(name string) bool {
+	if r.stateDir == "" {
+		return false
+	}
+	path := filepath.Join(r.stateDir, CopyName(name))
+	text, fi, err := readMap(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	var t *mapfile.Table
+	if err == nil {
+		t, _, err = parseText(name, path, text, r.onLoad != nil)
+	}
+	if err != nil {
+		r.log.Error("last good copy does not load either", "map", name, "copy", path, "error", err)
+		return false
+	}
+	match, ok := r.matches[name]
+	if !ok {
+		match = store.MatchForName(name)
+	}
+	if err := r.st.ReplaceTable(name, match, t); err != nil {
+		r.log.Error("last good copy not loaded", "map", name, "copy", path, "error", err)
+		return false
+	}
+	r.remember(name, path, maphash.String(r.seed, text), len(t.Map))
+	r.failing[name] = true
+	r.log.Error("MAP SERVED FROM ITS LAST GOOD COPY: its file does not load, fix it (mapdropd check); lookups answer from the copy until then",
+		"map", name, "copy", path, "copy_written", fi.ModTime().UTC().Format(time.RFC3339), "entries", len(t.Map))
+	if r.onStale != nil {
+		r.onStale(name, path)
+	}
+	if r.onLoad != nil {
+		r.onLoad(name, t.Entries)
+	}
+	return true
+}
+
+// CopyName is the file name of map name's last good copy in the state
+// directory: NAME.last-good.
+func CopyName(name string) string { return name + ".last-good" }
+
+// Status is a summary of the maps for a one-line status.
+type Status struct {
+	Maps    int      // maps in the store
+	Entries int      // entries over all of them
+	Failing []string // maps whose file did not load the last time it was tried, sorted
+}
+
+// Status returns the current summary.
+func (r *Reloader) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var st Status
+	for name := range r.loaded {
+		st.Maps++
+		st.Entries += r.entries[name]
+	}
+	for name, bad := range r.failing {
+		if bad {
+			st.Failing = append(st.Failing, name)
+		}
+	}
+	slices.Sort(st.Failing)
+	return st
+}
+
+// Source returns the text that map name was last loaded from, and the file
+// that holds it: the map's file when it has not changed since, or its last
+// good copy in the state directory. It is for finding the line of an entry
+// (mapfile.LineOf). When neither file holds that text any more, it returns
+// the map's file and an error saying so; an unknown map is a Permanent
+// failure.
+func (r *Reloader) Source(name string) (file, text string, err error) {
+	r.mu.Lock()
+	from, sum, ok := r.from[name], r.sums[name], r.loaded[name]
+	r.mu.Unlock()
+	if !ok {
+		return "", "", failure.Perm("unknown map %s", name)
+	}
+	candidates := []string{from}
+	if r.stateDir != "" {
+		if c := filepath.Join(r.stateDir, CopyName(name)); c != from {
+			candidates = append(candidates, c)
+		}
+	}
+	for _, c := range candidates {
+		if text, _, err := readMap(c); err == nil && maphash.String(r.seed, text) == sum {
+			return c, text, nil
+		}
+	}
+	return from, "", failure.Temp("%s changed since map %s was loaded from it", from, name)
+}
+
 // parseMap reads the map source file path as map name; withEntries asks for
 // the table's Entries (they are parsed anyway for the userdb map, to
 // validate them). fi describes the file read, when it could be opened. err
 // is an *fs.PathError for a file that cannot be read, or a
 // mapfile.ErrorList.
 func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings []*mapfile.Error, fi os.FileInfo, err error) {
+	text, fi, err := readMap(path)
+	if err != nil {
+		return nil, nil, fi, err
+	}
+	t, warnings, err = parseText(name, path, text, withEntries)
+	return t, warnings, fi, err
+}
+
+// readMap reads the map source file path. fi describes the file read, when
+// it could be opened. err is an *fs.PathError for a file that cannot be
+// read.
+func readMap(path string) (text string, fi os.FileInfo, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, nil, err
+		return "", nil, err
 	}
 	defer f.Close()
 	fi, err = f.Stat()
 	if err != nil {
-		return nil, nil, nil, err
+		return "", nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, nil, fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+		return "", fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
 	}
-	t, warnings, err = mapfile.ParseTable(f, path, withEntries || name == UserdbMap)
+	text, err = mapfile.ReadAll(f)
+	if err != nil {
+		return "", fi, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	return text, fi, nil
+}
+
+// parseText parses the text of map name, read from path, as parseMap
+// does. err is a mapfile.ErrorList.
+func parseText(name, path, text string, withEntries bool) (t *mapfile.Table, warnings []*mapfile.Error, err error) {
+	t, warnings, err = mapfile.ParseText(text, path, withEntries || name == UserdbMap)
 	if err != nil || name != UserdbMap {
-		return t, warnings, fi, err
+		return t, warnings, err
 	}
 	var list mapfile.ErrorList
 	for _, e := range t.Entries {
@@ -353,9 +536,9 @@ func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings [
 		}
 	}
 	if len(list) > 0 {
-		return nil, warnings, fi, list
+		return nil, warnings, list
 	}
-	return t, warnings, fi, nil
+	return t, warnings, nil
 }
 
 // Check parses map files as LoadAll would, without loading them, for
@@ -366,8 +549,19 @@ func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings [
 // well), and the warnings (duplicate keys), which do not stop a file from
 // loading.
 func Check(paths ...string) (errs, warnings []error) {
+	_, _, errs, warnings = CheckCounts(paths...)
+	return errs, warnings
+}
+
+// CheckCounts is Check, also counting the map files found and the entries
+// of those that parse.
+func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
 	check := func(name, path string) {
-		_, ws, _, err := parseMap(name, path, false)
+		maps++
+		t, ws, _, err := parseMap(name, path, false)
+		if t != nil {
+			entries += len(t.Map)
+		}
 		for _, w := range ws {
 			warnings = append(warnings, w)
 		}
@@ -391,16 +585,16 @@ func Check(paths ...string) (errs, warnings []error) {
 			check(filepath.Base(path), path)
 			continue
 		}
-		maps, err := dirMaps(path)
+		files, err := dirMaps(path)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, name := range sortedKeys(maps) {
-			check(name, maps[name])
+		for _, name := range sortedKeys(files) {
+			check(name, files[name])
 		}
 	}
-	return errs, warnings
+	return maps, entries, errs, warnings
 }
 
 // pending is a map waiting for its debounce delay.
