@@ -125,9 +125,9 @@ func TestRedirectRejectVacation(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	cases := map[string]string{
 		"if true {\n  fileinto \"x\";\n}\n":          "bad.sieve:2:3:",
-		"require \"fileinto\";\nfileinto \"a\"\n":     "bad.sieve:",
-		"require \"editheader\";":                     "bad.sieve:1:1: require: extension \"editheader\" is not supported",
-		"require \"vnd.dovecot.testsuite\"; test;":    "bad.sieve:1:1:",
+		"require \"fileinto\";\nfileinto \"a\"\n":    "bad.sieve:",
+		"require \"editheader\";":                    "bad.sieve:1:1: require: extension \"editheader\" is not supported",
+		"require \"vnd.dovecot.testsuite\"; test;":   "bad.sieve:1:1:",
 		"require [\"reject\"];\nif true { reject; }": "bad.sieve:2:11:",
 	}
 	for src, want := range cases {
