@@ -56,7 +56,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/deliver/action"
-	"github.com/mapdrop/mapdrop/tables/address"
+	"github.com/mapdrop/mapdrop/format/address"
 	"github.com/migadu/go-sieve/interp"
 	"github.com/migadu/go-sieve/lexer"
 	"github.com/migadu/go-sieve/parser"
