@@ -35,6 +35,10 @@ type Store struct {
 	// Mailbox is the IMAP mailbox name as the script gave it ("INBOX",
 	// "Lists/Go", "Entwürfe"), after variable expansion.
 	Mailbox string
+	// Default marks keep and the implicit keep: the copy goes where the
+	// message would go without a script (the address extension's folder
+	// when it exists, else INBOX). Mailbox is then "INBOX".
+	Default bool
 	// Flags are the IMAP flags to set ("\\Seen", "\\Flagged", or
 	// keywords), each once.
 	Flags []string
@@ -70,7 +74,8 @@ type Vacation struct {
 	Addresses []string
 }
 
-// InboxOnly is the fallback plan: one copy in INBOX, no flags.
-func InboxOnly() Plan {
-	return Plan{Stores: []Store{{Mailbox: "INBOX"}}}
+// KeepOnly is the fallback plan: one copy where the message goes without
+// a script, no flags.
+func KeepOnly() Plan {
+	return Plan{Stores: []Store{{Mailbox: "INBOX", Default: true}}}
 }

@@ -25,8 +25,9 @@
 // the user's, the "after" scripts). The next script runs only when the
 // previous one neither executed stop nor cancelled the implicit keep. A
 // script that does not compile, or fails at run time, makes the whole
-// result the fallback: one copy in INBOX, nothing else, and the error in
-// Plan.Errors as "FILE:LINE:COL: text".
+// result the fallback: one copy where the message goes without a script
+// (INBOX, or the address extension's folder), nothing else, and the error
+// in Plan.Errors as "FILE:LINE:COL: text".
 //
 // # Semantics decided here
 //
@@ -367,7 +368,7 @@ func (st *runState) RedirectAllowed(_ context.Context, d *interp.RuntimeData, ad
 	case mStore:
 		if info.keep {
 			st.explicit = true
-			st.stores = append(st.stores, action.Store{Mailbox: "INBOX", Flags: append([]string{}, d.Flags...)})
+			st.stores = append(st.stores, action.Store{Mailbox: "INBOX", Default: true, Flags: append([]string{}, d.Flags...)})
 		} else if len(d.Mailboxes) > st.nMailboxes {
 			st.nMailboxes = len(d.Mailboxes)
 			mb := d.Mailboxes[len(d.Mailboxes)-1]
@@ -487,15 +488,16 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		return fallback(fmt.Sprintf("more than %d redirects", maxRedirects))
 	}
 	if implicit && !explicitKeep && !plan.Rejected {
-		plan.Stores = append(plan.Stores, action.Store{Mailbox: "INBOX", Flags: append([]string{}, lastFlags...)})
+		plan.Stores = append(plan.Stores, action.Store{Mailbox: "INBOX", Default: true, Flags: append([]string{}, lastFlags...)})
 	}
 	plan.Stores = merge(plan.Stores)
 	plan.Discarded = len(plan.Stores) == 0 && !plan.Rejected
 	return plan
 }
 
-// merge makes one store per mailbox (INBOX in any case is one), keeping
-// the first's place and the union of the flags.
+// merge makes one store per mailbox (INBOX in any case is one; keep and
+// the implicit keep are one), keeping the first's place and the union of
+// the flags.
 func merge(stores []action.Store) []action.Store {
 	var out []action.Store
 	for _, s := range stores {
@@ -504,7 +506,7 @@ func merge(stores []action.Store) []action.Store {
 		}
 		found := false
 		for i := range out {
-			if out[i].Mailbox == s.Mailbox {
+			if out[i].Mailbox == s.Mailbox && out[i].Default == s.Default {
 				found = true
 				out[i].Create = out[i].Create || s.Create
 				for _, f := range s.Flags {
@@ -531,7 +533,7 @@ func containsFold(list []string, s string) bool {
 }
 
 func fallback(msg string) action.Plan {
-	p := action.InboxOnly()
+	p := action.KeepOnly()
 	p.Errors = []string{msg}
 	return p
 }

@@ -34,6 +34,9 @@ func stores(p action.Plan) string {
 	var parts []string
 	for _, s := range p.Stores {
 		x := s.Mailbox
+		if s.Default {
+			x = "keep"
+		}
 		if len(s.Flags) > 0 {
 			x += "[" + strings.Join(s.Flags, " ") + "]"
 		}
@@ -49,13 +52,13 @@ func TestRun(t *testing.T) {
 	cases := []struct {
 		name, script, want string
 	}{
-		{"implicit keep", ``, "INBOX"},
-		{"keep", `keep;`, "INBOX"},
+		{"implicit keep", ``, "keep"},
+		{"keep", `keep;`, "keep"},
 		{"fileinto", `require "fileinto"; fileinto "Lists";`, "Lists"},
-		{"fileinto copy", `require ["fileinto","copy"]; fileinto :copy "Lists";`, "Lists,INBOX"},
+		{"fileinto copy", `require ["fileinto","copy"]; fileinto :copy "Lists";`, "Lists,keep"},
 		{"create", `require ["fileinto","mailbox"]; fileinto :create "New/Sub";`, "New/Sub+create"},
 		{"discard", `discard;`, ""},
-		{"stop", `stop; discard;`, "INBOX"},
+		{"stop", `stop; discard;`, "keep"},
 		{"header decoded", `require "fileinto"; if header :contains "subject" "Grüße from the list" { fileinto "A"; }`, "A"},
 		{"envelope detail", `require ["envelope","subaddress","fileinto"]; if envelope :detail "to" "lists" { fileinto "L"; }`, "L"},
 		{"envelope from", `require ["envelope","fileinto"]; if envelope :is "from" "alice@example.org" { fileinto "F"; }`, "F"},
@@ -63,10 +66,10 @@ func TestRun(t *testing.T) {
 		{"body", `require ["body","fileinto"]; if body :contains "banana" { fileinto "B"; }`, "B"},
 		{"variables", `require ["variables","fileinto","envelope","subaddress"]; if envelope :matches :detail "to" "*" { set "x" "${1}"; fileinto "X.${x}"; }`, "X.lists"},
 		{"flags internal", `require ["imap4flags","fileinto"]; addflag "\\Seen"; fileinto "A"; removeflag "\\Seen"; addflag "\\Flagged";`, "A[\\seen]"},
-		{"flags tag", `require ["imap4flags","fileinto","copy"]; addflag "\\Seen"; fileinto :copy :flags "\\Flagged" "A";`, "A[\\flagged],INBOX[\\seen]"},
-		{"keep flags", `require "imap4flags"; keep :flags ["\\Answered", "\\Seen"];`, "INBOX[\\answered \\seen]"},
-		{"same mailbox once", `require "fileinto"; fileinto "INBOX"; keep;`, "INBOX"},
-		{"relational", `require ["relational","comparator-i;ascii-numeric","fileinto"]; if header :value "gt" :comparator "i;ascii-numeric" "x-n" "5" { fileinto "N"; }`, "INBOX"},
+		{"flags tag", `require ["imap4flags","fileinto","copy"]; addflag "\\Seen"; fileinto :copy :flags "\\Flagged" "A";`, "A[\\flagged],keep[\\seen]"},
+		{"keep flags", `require "imap4flags"; keep :flags ["\\Answered", "\\Seen"];`, "keep[\\answered \\seen]"},
+		{"same mailbox once", `require "fileinto"; fileinto "inbox"; keep; fileinto "INBOX"; keep;`, "INBOX,keep"},
+		{"relational", `require ["relational","comparator-i;ascii-numeric","fileinto"]; if header :value "gt" :comparator "i;ascii-numeric" "x-n" "5" { fileinto "N"; }`, "keep"},
 		{"spam", `require "fileinto"; if header :is "X-Spam-Flag" "YES" { fileinto "Junk"; stop; } fileinto "X";`, "Junk"},
 	}
 	for _, c := range cases {
@@ -92,7 +95,7 @@ func TestRedirectRejectVacation(t *testing.T) {
 		t.Errorf("redirects = %+v stores=%v", p.Redirects, stores(p))
 	}
 	p = run(t, `redirect "a@x"; redirect "b@x"; redirect "c@x"; redirect "d@x"; redirect "e@x";`, env1, msg1)
-	if len(p.Errors) == 0 || stores(p) != "INBOX" || len(p.Redirects) != 0 {
+	if len(p.Errors) == 0 || stores(p) != "keep" || len(p.Redirects) != 0 {
 		t.Errorf("5 redirects: %+v", p)
 	}
 	p = run(t, `require ["reject","variables"]; set "r" "go away"; reject "${r}, please";`, env1, msg1)
@@ -100,7 +103,7 @@ func TestRedirectRejectVacation(t *testing.T) {
 		t.Errorf("reject: %+v", p)
 	}
 	p = run(t, `require ["reject","fileinto"]; fileinto "A"; reject "no";`, env1, msg1)
-	if len(p.Errors) == 0 || stores(p) != "INBOX" || p.Rejected {
+	if len(p.Errors) == 0 || stores(p) != "keep" || p.Rejected {
 		t.Errorf("reject+fileinto: %+v", p)
 	}
 	if _, err := Load("test.sieve", strings.NewReader(`reject "no";`), Options{}); err == nil || !strings.HasPrefix(err.Error(), "test.sieve:1:1:") {
@@ -109,11 +112,11 @@ func TestRedirectRejectVacation(t *testing.T) {
 	p = run(t, `require "vacation"; vacation :days 3 :subject "Away" :from "bob@example.com" :addresses ["bob@example.com", "b@example.com"] "I am away.";`, env1, msg1)
 	v := p.Vacation
 	if v == nil || v.To != "alice@example.org" || v.Days != 3 || v.Subject != "Away" || v.From != "bob@example.com" ||
-		v.Body != "I am away." || !reflect.DeepEqual(v.Addresses, []string{"bob@example.com", "b@example.com"}) || stores(p) != "INBOX" {
+		v.Body != "I am away." || !reflect.DeepEqual(v.Addresses, []string{"bob@example.com", "b@example.com"}) || stores(p) != "keep" {
 		t.Errorf("vacation: %+v %+v", p, v)
 	}
 	p = run(t, `require "vacation"; vacation "away";`, Envelope{To: "bob@example.com"}, msg1)
-	if p.Vacation != nil || len(p.Errors) > 0 || stores(p) != "INBOX" {
+	if p.Vacation != nil || len(p.Errors) > 0 || stores(p) != "keep" {
 		t.Errorf("vacation to null sender: %+v", p)
 	}
 	p = run(t, `require "vacation"; vacation "away";`, env1, msg1)
@@ -170,7 +173,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Run(context.Background(), []*Script{s}, env1, Message{R: strings.NewReader(msg1), Size: int64(len(msg1))}, "+", Options{Timeout: time.Nanosecond})
-	if stores(p) != "INBOX" || len(p.Errors) != 1 || !strings.Contains(p.Errors[0], "slow.sieve: run time limit exceeded") {
+	if stores(p) != "keep" || len(p.Errors) != 1 || !strings.Contains(p.Errors[0], "slow.sieve: run time limit exceeded") {
 		t.Errorf("plan %+v", p)
 	}
 }
