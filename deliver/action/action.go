@@ -2,8 +2,29 @@
 // mapdrop's own terms: where copies are stored, with which flags, and which
 // messages are sent because of it. The Sieve engine (package deliver/sieve)
 // produces a Plan; package deliver carries it out. This package imports
-// nothing, so the delivery agent can know the types without the engine.
+// only io and context, so the delivery agent can know the types without the engine.
 package action
+
+import (
+	"context"
+	"io"
+)
+
+// Input is what a filter is given about one message.
+type Input struct {
+	Home  string // the user's home directory
+	Sieve string // the userdb sieve= path, "" for the default script
+	From  string // envelope sender, "" for the null sender
+	To    string // original envelope recipient, with its extension
+	Msg   io.ReaderAt
+	Size  int64
+}
+
+// Filter decides where a message goes. It never fails: a filter that
+// cannot run returns KeepOnly with Errors set.
+type Filter interface {
+	Plan(ctx context.Context, in Input) Plan
+}
 
 // Plan is the outcome of filtering one message.
 type Plan struct {
@@ -26,8 +47,10 @@ type Plan struct {
 	// text" when the position is known). When there are any, the plan is
 	// the fallback: one store into INBOX and nothing else.
 	Errors []string
-	// Notes are things worth one log line each that are not errors.
+	// Notes are things worth logging that are not errors.
 	Notes []string
+	// Scripts are the script files that ran, in order.
+	Scripts []string
 }
 
 // Store is one copy of the message stored in a mailbox.

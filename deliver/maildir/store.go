@@ -166,3 +166,12 @@ func (d *Dir) Remove(rel string) error {
 	defer dir.Close()
 	return unix.Unlinkat(int(dir.Fd()), name, 0)
 }
+
+// Open opens the written file (after Write) for reading.
+func (dl *Delivery) Open() (*os.File, error) {
+	fd, err := unix.Openat(int(dl.d.tmp.Fd()), dl.key, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, failure.Wrap(failure.Temporary, err, "cannot open %s", dl.f.Name())
+	}
+	return os.NewFile(uintptr(fd), dl.f.Name()), nil
+}

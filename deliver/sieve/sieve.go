@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/deliver/action"
+	"github.com/mapdrop/mapdrop/deliver/sievepath"
 	"github.com/mapdrop/mapdrop/format/address"
 	"github.com/migadu/go-sieve/interp"
 	"github.com/migadu/go-sieve/lexer"
@@ -557,4 +558,32 @@ func separator(to, delimiters string) string {
 		return string(r)
 	}
 	return "+"
+}
+
+// Filter runs the scripts that apply to a delivery (package
+// deliver/sievepath decides which) as an action.Filter.
+type Filter struct {
+	Before, After []string // the administrator's paths
+	Delimiters    string   // recipient delimiter characters
+	Options       Options
+}
+
+// Plan finds, compiles and runs the scripts for in. A script that cannot
+// be read or compiled makes the fallback plan.
+func (f Filter) Plan(ctx context.Context, in action.Input) action.Plan {
+	set := sievepath.Find(in.Home, in.Sieve, f.Before, f.After)
+	paths := set.All()
+	var scripts []*Script
+	for _, p := range paths {
+		s, err := LoadFile(p, f.Options)
+		if err != nil {
+			plan := fallback(err.Error())
+			plan.Scripts = paths
+			return plan
+		}
+		scripts = append(scripts, s)
+	}
+	plan := Run(ctx, scripts, Envelope{From: in.From, To: in.To}, Message{R: in.Msg, Size: in.Size}, f.Delimiters, f.Options)
+	plan.Scripts = paths
+	return plan
 }
