@@ -30,7 +30,7 @@ import (
 // env MAPDROP_TEST_INPROCESS=1) the same server code in-process.
 
 var (
-	binDir     string // mode 0755, holds mapdrop (and mapdropd)
+	binDir     string // mode 0755, holds mapdrop, mapdrop-sieve (and mapdropd)
 	haveDaemon bool
 )
 
@@ -51,6 +51,12 @@ func testMain(m *testing.M) int {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building mapdrop: %v\n%s", err, out)
+		return 1
+	}
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, "mapdrop-sieve"), "../mapdrop-sieve")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building mapdrop-sieve: %v\n%s", err, out)
 		return 1
 	}
 	if os.Getenv("MAPDROP_TEST_INPROCESS") == "1" {
