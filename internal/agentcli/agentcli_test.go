@@ -21,4 +21,3 @@ func TestPanicIsTemporary(t *testing.T) {
 		t.Errorf("plain error: %d, want 75", code)
 	}
 }
-
