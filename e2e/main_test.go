@@ -23,9 +23,11 @@ func TestMain(m *testing.M) {
 		bins = postfixtest.Binaries{Paths: map[string]string{
 			"mapdropd": filepath.Join(dir, "mapdropd"),
 			"mapdrop":  filepath.Join(dir, "mapdrop"),
+			// mapdrop execs mapdrop-sieve from its own directory.
+			"mapdrop-sieve": filepath.Join(dir, "mapdrop-sieve"),
 		}}
 	} else if postfixtest.Missing() == "" {
-		bins, buildErr = postfixtest.Build("./cmd/mapdropd", "./cmd/mapdrop")
+		bins, buildErr = postfixtest.Build("./cmd/mapdropd", "./cmd/mapdrop", "./cmd/mapdrop-sieve")
 	} else {
 		buildErr = fmt.Errorf("not built: %s", postfixtest.Missing())
 	}
