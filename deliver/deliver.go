@@ -33,10 +33,12 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/deliver/account"
+	"github.com/mapdrop/mapdrop/deliver/action"
 	"github.com/mapdrop/mapdrop/deliver/creds"
 	"github.com/mapdrop/mapdrop/deliver/maildir"
 	"github.com/mapdrop/mapdrop/deliver/maildirsize"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
+	"github.com/mapdrop/mapdrop/deliver/sievepath"
 	"github.com/mapdrop/mapdrop/failure"
 )
 
@@ -52,6 +54,28 @@ type Agent struct {
 	// Become switches to the mailbox owner; nil means creds.Become. Tests
 	// that run in-process replace it, since a switch cannot be undone.
 	Become func(who string, uid, gid uint32) error
+
+	// Handoff, when set, is called with the resolved account before the
+	// switch to its owner. mapdrop uses it to exec mapdrop-sieve when a
+	// Sieve script applies; when it returns nil, delivery goes on here.
+	Handoff func(acct account.Account) error
+	// Filter, when set, decides where the message goes once it is written
+	// to tmp/ (see plan.go). Without it, the message goes to the address
+	// extension's folder or INBOX.
+	Filter action.Filter
+	// Recipient is the original envelope recipient filters see; "" means
+	// the -d argument.
+	Recipient string
+	// Sender is the envelope sender given on the command line; when
+	// HaveSender is false, filters see the Return-Path: field's address.
+	Sender     string
+	HaveSender bool
+	// Sendmail is the command redirects and auto-replies are submitted
+	// with; "" means notify.DefaultSendmail.
+	Sendmail string
+	// DryRun, when set, receives a description of what delivery would do,
+	// and nothing is written (see dryrun.go).
+	DryRun io.Writer
 }
 
 // Deliver delivers the message read from msg to user (the -d argument),
@@ -78,6 +102,11 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		return failure.Wrap(failure.Temporary, err, "%s", user)
 	}
 	e.Account = acct.Source + ":" + acct.Name
+	if a.Handoff != nil {
+		if err := a.Handoff(acct); err != nil {
+			return failure.Wrap(failure.Temporary, err, "%s", user)
+		}
+	}
 	become := a.Become
 	if become == nil {
 		become = creds.Become
@@ -86,6 +115,9 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		return failure.Wrap(failure.Temporary, err, "%s", user)
 	}
 	syscall.Umask(0o077)
+	if a.DryRun != nil {
+		return a.dryRun(ctx, user, acct, msg)
+	}
 
 	box, err := maildir.Open(acct.Home, acct.Maildir)
 	if err != nil {
@@ -100,6 +132,12 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		defer folder.Close()
 	}
 	e.Folder = folder.Name()
+	if a.Filter != nil {
+		return a.filtered(ctx, user, acct, box, folder, msg, e)
+	}
+	if sievepath.HasMailfilter(acct.Home) {
+		e.Note = "HOME/" + sievepath.Mailfilter + " is a maildrop filter, which mapdrop does not run; write it as Sieve in HOME/" + sievepath.UserScript
+	}
 
 	dl, err := folder.Create()
 	if err != nil {

@@ -49,6 +49,7 @@ type Account struct {
 	Home      string
 	Maildir   string       // absolute, ends in "/"
 	Quota     quota.Limits // zero: no limit
+	Sieve     string       // userdb sieve=PATH, "" for none
 	Extension string       // address extension, "" for none
 }
 
@@ -118,6 +119,7 @@ func (r *Resolver) fromUserdb(ctx context.Context, key, ext string) (Account, bo
 		Name: key, Source: "userdb",
 		UID: u.UID, GID: u.GID, Home: u.Home, Maildir: u.Maildir,
 		Quota:     u.Quota,
+		Sieve:     u.Sieve,
 		Extension: ext,
 	}, true, nil
 }

@@ -256,38 +256,11 @@ func (d *Dir) Folder(ext string) (*Dir, error) {
 	if !ok {
 		return d, nil
 	}
-	fd, err := unix.Openat(int(d.root.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, failure.Wrap(failure.Temporary, err, "cannot read %s", d.path)
+	sub, found, err := d.Sub(want, false)
+	if err != nil || !found {
+		return d, err
 	}
-	list := os.NewFile(uintptr(fd), d.path)
-	entries, err := list.ReadDir(-1)
-	list.Close()
-	if err != nil {
-		return nil, failure.Wrap(failure.Temporary, err, "cannot read %s", d.path)
-	}
-	found := ""
-	for _, e := range entries {
-		n := e.Name()
-		if !e.IsDir() || !strings.EqualFold(n, want) {
-			continue
-		}
-		if n == want {
-			found = n
-			break
-		}
-		if found == "" || n < found {
-			found = n
-		}
-	}
-	if found == "" {
-		return d, nil
-	}
-	root, err := openDir(d.root, d.path, found, false)
-	if err != nil {
-		return nil, err
-	}
-	return openLayout(root, filepath.Join(d.path, found), found)
+	return sub, nil
 }
 
 var counter atomic.Uint64

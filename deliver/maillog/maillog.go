@@ -23,6 +23,11 @@
 //	user=u@dom account=userdb:u@dom folder=.Work size=1234 duration=12ms status=sent exit=0
 //	user=u@dom folder=INBOX size=99 duration=3ms status=deferred exit=75 reason="mailbox full"
 //
+// With a Sieve script, folder lists every stored copy (".Lists,INBOX") and
+// sieve="..." says what the script did (redirects, vacation, reject,
+// discard, missing folders, script errors as FILE:LINE:COL); note="..."
+// carries advice such as a maildrop filter that is not run.
+//
 // status is sent (exit 0), deferred (exit 75), or bounced (any other exit
 // status, which Postfix's pipe(8) turns into a bounce).
 package maillog
@@ -97,7 +102,9 @@ func Open() (*Logger, error) {
 type Entry struct {
 	User     string // the -d argument
 	Account  string // "userdb:KEY" or "passwd:NAME", "" when unresolved
-	Folder   string // "INBOX", ".Work", "" when not reached
+	Folder   string // "INBOX", ".Work", "" when not reached; copies comma-separated
+	Sieve    string // the Sieve actions taken and script errors, "" without a script
+	Note     string // something the user or admin should know, "" for nothing
 	Size     int64
 	Duration time.Duration
 	Exit     int    // the process exit status
@@ -135,6 +142,12 @@ func (e Entry) Line() string {
 	}
 	if e.Folder != "" {
 		kv("folder", e.Folder)
+	}
+	if e.Sieve != "" {
+		kv("sieve", e.Sieve)
+	}
+	if e.Note != "" {
+		kv("note", e.Note)
 	}
 	kv("size", strconv.FormatInt(e.Size, 10))
 	kv("duration", e.Duration.Round(time.Millisecond).String())

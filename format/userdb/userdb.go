@@ -20,6 +20,8 @@
 //	       package format/quota: "NNNS" (bytes), "NNNC" (messages), or both
 //	       separated by a comma in either order ("NNNS,MMMC"); decimal, 0
 //	       means no limit of that kind
+//	sieve  optional; absolute path of the user's Sieve script, instead of
+//	       HOME/.dovecot.sieve (see package deliver/sievepath)
 //
 // A path must be absolute and clean: no empty, "." or ".." segments (one
 // trailing "/" is allowed and dropped from home; mail always ends in "/" once
@@ -49,6 +51,7 @@ type User struct {
 	Home     string       // absolute, clean, no trailing slash (except "/")
 	Maildir  string       // absolute, clean, always ending in "/"
 	Quota    quota.Limits // zero: no limit
+	Sieve    string       // absolute, clean; "" for the default script
 }
 
 // Parse parses a userdb value. Its error text names the offending field and
@@ -83,8 +86,13 @@ func Parse(value string) (User, error) {
 			u.Maildir, err = cleanPath(val)
 		case "quota":
 			u.Quota, err = quota.Parse(val)
+		case "sieve":
+			u.Sieve, err = cleanPath(val)
+			if err == nil && strings.HasSuffix(val, "/") {
+				err = errors.New("not a file name")
+			}
 		default:
-			return User{}, fmt.Errorf("userdb: unknown field %q (known: uid, gid, home, mail, quota)", name)
+			return User{}, fmt.Errorf("userdb: unknown field %q (known: uid, gid, home, mail, quota, sieve)", name)
 		}
 		if err != nil {
 			return User{}, fmt.Errorf("userdb: %s=%q: %v", name, val, err)
@@ -112,6 +120,9 @@ func (u User) String() string {
 	fmt.Fprintf(&b, "uid=%d|gid=%d|home=%s|mail=%s", u.UID, u.GID, u.Home, u.Maildir)
 	if u.Quota.Enabled() {
 		b.WriteString("|quota=" + u.Quota.String())
+	}
+	if u.Sieve != "" {
+		b.WriteString("|sieve=" + u.Sieve)
 	}
 	return b.String()
 }

@@ -13,18 +13,19 @@ func TestParse(t *testing.T) {
 		want User
 	}{
 		{"uid=5000|gid=5000|home=/var/vmail/some.domain/user1|mail=/var/vmail/some.domain/user1/Maildir/|quota=104857600S",
-			User{5000, 5000, "/var/vmail/some.domain/user1", "/var/vmail/some.domain/user1/Maildir/", quota.Limits{Bytes: 104857600, Messages: 0}}},
+			User{5000, 5000, "/var/vmail/some.domain/user1", "/var/vmail/some.domain/user1/Maildir/", quota.Limits{Bytes: 104857600, Messages: 0}, ""}},
 		{"uid=5000|gid=5001|home=/var/vmail/some.domain/user2",
-			User{5000, 5001, "/var/vmail/some.domain/user2", "/var/vmail/some.domain/user2/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
+			User{5000, 5001, "/var/vmail/some.domain/user2", "/var/vmail/some.domain/user2/Maildir/", quota.Limits{Bytes: 0, Messages: 0}, ""}},
 		{"uid=5000|gid=5000|home=/var/vmail/x/u3|quota=52428800S,1000C",
-			User{5000, 5000, "/var/vmail/x/u3", "/var/vmail/x/u3/Maildir/", quota.Limits{Bytes: 52428800, Messages: 1000}}},
+			User{5000, 5000, "/var/vmail/x/u3", "/var/vmail/x/u3/Maildir/", quota.Limits{Bytes: 52428800, Messages: 1000}, ""}},
 		{"quota=7C,9S|home=/h/|mail=/m/box|gid=1|uid=4294967294",
-			User{4294967294, 1, "/h", "/m/box/", quota.Limits{Bytes: 9, Messages: 7}}},
+			User{4294967294, 1, "/h", "/m/box/", quota.Limits{Bytes: 9, Messages: 7}, ""}},
 		// Spaces around fields, as continuation lines in a map file leave them.
 		{"uid=1|gid=2|  home=/home/John Doe \t| mail=/srv/mail/John Doe/Maildir/",
-			User{1, 2, "/home/John Doe", "/srv/mail/John Doe/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
-		{"uid=1|gid=2|home=/", User{1, 2, "/", "/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
-		{"uid=007|gid=2|home=/h|quota=0S", User{7, 2, "/h", "/h/Maildir/", quota.Limits{Bytes: 0, Messages: 0}}},
+			User{1, 2, "/home/John Doe", "/srv/mail/John Doe/Maildir/", quota.Limits{Bytes: 0, Messages: 0}, ""}},
+		{"uid=1|gid=2|home=/", User{1, 2, "/", "/Maildir/", quota.Limits{Bytes: 0, Messages: 0}, ""}},
+		{"uid=1|gid=2|home=/h|sieve=/etc/sieve/u.sieve", User{1, 2, "/h", "/h/Maildir/", quota.Limits{}, "/etc/sieve/u.sieve"}},
+		{"uid=007|gid=2|home=/h|quota=0S", User{7, 2, "/h", "/h/Maildir/", quota.Limits{Bytes: 0, Messages: 0}, ""}},
 	} {
 		got, err := Parse(tc.in)
 		if err != nil {
@@ -82,6 +83,8 @@ func TestParseErrors(t *testing.T) {
 		"uid=1|gid=1|home=/h//":                           "not clean",
 		"uid=1|gid=1|home=/h|mail=/m/..":                  "not clean",
 		"uid=1|gid=1|home=/h|mail=Maildir/":               "absolute",
+		"uid=1|gid=1|home=/h|sieve=.dovecot.sieve":        "absolute",
+		"uid=1|gid=1|home=/h|sieve=/s/":                   "not a file name",
 		"uid=1|gid=1|home=/h\n/x":                         "control",
 		"uid=1|gid=1|home=/h|shell=/bin/sh":               "unknown field \"shell\"",
 		"uid=1|gid=1|home=/h|qouta=1S":                    "unknown field",

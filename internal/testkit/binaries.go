@@ -16,7 +16,7 @@ import (
 
 // Commands are the main packages Binaries builds, relative to the module
 // root.
-var Commands = []string{"./cmd/mapdrop", "./cmd/mapdropd"}
+var Commands = []string{"./cmd/mapdrop", "./cmd/mapdrop-sieve", "./cmd/mapdropd"}
 
 // Binaries are the project's programs built from this checkout, in a
 // directory of mode 0755 so that the unprivileged users pipe(8) and
@@ -27,6 +27,10 @@ type Binaries struct {
 
 // Mapdrop is the delivery agent's executable.
 func (b Binaries) Mapdrop() string { return filepath.Join(b.Dir, "mapdrop") }
+
+// MapdropSieve is the delivery agent with the Sieve engine, which mapdrop
+// execs from its own directory when a script applies.
+func (b Binaries) MapdropSieve() string { return filepath.Join(b.Dir, "mapdrop-sieve") }
 
 // Mapdropd is the table server's executable.
 func (b Binaries) Mapdropd() string { return filepath.Join(b.Dir, "mapdropd") }
