@@ -50,6 +50,9 @@ type FilterSettings struct {
 
 // Main runs the delivery agent and exits. newFilter is nil for mapdrop.
 func Main(newFilter FilterFunc) {
+	if code, done := helpOrVersion(os.Args[1:], os.Stdout, filepath.Base(os.Args[0])); done {
+		os.Exit(code)
+	}
 	log, _ := maillog.Open()
 	code := safely(os.Stderr, func() error { return run(os.Args[1:], os.Stdin, log, newFilter) })
 	log.Close()
