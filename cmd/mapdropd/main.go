@@ -2,39 +2,14 @@
 // over Postfix's socketmap and tcp_table protocols, reloading each file as
 // soon as it changes.
 //
-// Usage:
+// Usage (the text of "mapdropd -h" and "mapdropd COMMAND -h", from which
+// the man page doc/mapdropd.8 is generated; see help.go and package doc):
 //
-//	mapdropd serve  -tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]...
-//	                [-socket-mode 0660] [-socket-group GROUP] [-export DIR] [-export-maps LIST]
-//	                [-recipient-delimiter +] [-address-maps LIST] [-exact-maps LIST]
-//	                [-max-conns 1000] [-idle-timeout 60s] [-request-timeout 10s]
-//	                [-log-level info|debug]
-//	mapdropd query  [-s ADDR] [-timeout 10s] MAP KEY...  (KEY "-" reads keys from stdin, as postmap -q -)
+//	mapdropd serve  -tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...
+//	mapdropd query  [-s ADDR] [-timeout D] [-explain] MAP KEY...
 //	mapdropd check  PATH...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
-//
-// serve's flags:
-//
-//	-tables DIR            every regular file in DIR is a map named after the file
-//	-map NAME=PATH         also serve the file PATH as map NAME (repeatable)
-//	-socketmap ADDR        socketmap listener, unix:/path or inet:host:port
-//	                       (repeatable; default unix:/run/mapdrop/mapdropd.sock)
-//	-tcp NAME=HOST:PORT    serve map NAME over tcp_table on HOST:PORT (repeatable)
-//	-socket-mode MODE      file mode of unix sockets (default 0660)
-//	-socket-group GROUP    group of unix sockets, a name or a gid
-//	-export DIR            write cdb snapshots of the -export-maps into DIR after every load
-//	-export-maps LIST      comma-separated maps to export (default mailbox_command)
-//	-recipient-delimiter C characters that start an address extension, as Postfix's
-//	                       recipient_delimiter (default "+"; empty: none)
-//	-address-maps LIST     maps looked up as addresses whatever their name
-//	-exact-maps LIST       maps looked up by exact key whatever their name
-//	-max-conns N           most concurrent connections (default 1000)
-//	-idle-timeout D        close a connection idle this long (default 60s)
-//	-request-timeout D     deadline for one request and its reply (default 10s)
-//	-log-level L           info or debug (debug logs every query)
-//
-// query's flags: -s ADDR, the server (default env MAPDROP_SERVER, else
-// unix:/run/mapdrop/mapdropd.sock); -timeout D, give up after D (default 10s).
+//	mapdropd -h | -version
 //
 // Exit status (package failure): 0 success (query: every key found), 1 a key
 // not found (query, as postmap -q), 64 usage, 65 a table has errors
@@ -85,7 +60,7 @@ func run(args []string) int {
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage(os.Stdout)
+		help(os.Stdout)
 		return 0
 	case "-version", "--version", "version":
 		fmt.Println(version.String("mapdropd"))

@@ -10,7 +10,8 @@ import (
 // Help is the text "mapdrop -h" prints. The man page mapdrop(8)
 // (doc/mapdrop.8) is generated from it by "go generate ./doc", so it is
 // laid out as the man page generator reads it (see package doc): a first
-// line "NAME - WHAT IT IS", then paragraphs, and sections that start with a
+// line "NAME - WHAT IT IS", then paragraphs (lines indented by eight
+// spaces are kept as they are), and sections that start with a
 // line "name:" whose items are indented by two spaces, an item's text
 // following a tab on its line or on lines indented by four spaces and a
 // tab, as package flag prints its flags.
@@ -25,7 +26,10 @@ The first argument after USER, when present and not empty, is the address extens
 
 When a Sieve script applies (the user's, or one of -sieve-before/-sieve-after), mapdrop execs mapdrop-sieve, the same agent with the Sieve engine, with the same arguments; without one it never loads the engine.
 
-A typical master.cf entry: mapdrop unix - n n - - pipe flags=ODRhu user=vmail argv=/usr/local/bin/mapdrop -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
+A typical master.cf entry:
+
+        mapdrop unix - n n - - pipe flags=ODRhu user=vmail argv=/usr/local/bin/mapdrop
+          -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
 
 flags:
   -s ADDR
