@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // The text of "mapdropd -h" around the table of commands. The man page
@@ -62,7 +63,7 @@ func help(w io.Writer) {
 	fmt.Fprint(w, helpHead)
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %s %s\n    \t%s\n", c.name, c.synopsis, c.summary)
+		fmt.Fprintf(w, "  %s %s\n    \t%s\n", c.name, c.synopsis, strings.ReplaceAll(c.summary, "\n", "\n    \t"))
 	}
 	fmt.Fprintln(w, "\nRun \"mapdropd COMMAND -h\" for the flags of a command.")
 	fmt.Fprint(w, helpTail)

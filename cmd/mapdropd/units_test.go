@@ -39,7 +39,9 @@ func TestSystemdUnits(t *testing.T) {
 	if v, _ := strconv.ParseFloat(string(m[1]), 64); v > 2.0 {
 		t.Errorf("exposure %s, want at most 2.0\n%s", m[1], out)
 	}
-	for _, want := range []string{"Before=postfix.service postfix@-.service", "Type=notify", "Restart=on-failure", "User=mapdrop"} {
+	// PrivateUsers=yes would map postfix's uid to 65534, into the per-uid
+	// limit that local users share (see TestNoLockoutByLocalUser).
+	for _, want := range []string{"Before=postfix.service postfix@-.service", "Type=notify", "Restart=on-failure", "User=mapdrop", "\nPrivateUsers=no\n"} {
 		if !strings.Contains(string(mustRead(t, "../../contrib/mapdropd.service")), want) {
 			t.Errorf("mapdropd.service lacks %q", want)
 		}
