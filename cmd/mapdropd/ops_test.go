@@ -222,6 +222,26 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 		t.Errorf("mapdropd also opened its default socket, though systemd passed sockets:\n%s", stderr)
 	}
 
+	// A reload by the watcher, not asked by systemd, refreshes STATUS=:
+	// one more entry, then an edit that does not load.
+	edit := func(text string) {
+		tmp := filepath.Join(dir, ".virtual_alias.tmp")
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "virtual_alias")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(testTables["virtual_alias"] + "new@some.domain user1@some.domain\n")
+	if got, want := nextNotify(t, msgs), "STATUS=serving 3 maps, 8 entries, no errors"; got != want {
+		t.Errorf("notification after the watcher's reload %q, want %q", got, want)
+	}
+	edit(testTables["virtual_alias"] + "new@some.domain user1@some.domain\nbroken@some.domain\n")
+	if got, want := nextNotify(t, msgs), "STATUS=serving 3 maps, 8 entries, 1 failing to load: virtual_alias"; got != want {
+		t.Errorf("notification after a broken edit %q, want %q", got, want)
+	}
+
 	child.Signal(syscall.SIGHUP)
 	got := nextNotify(t, msgs)
 	usec, ok := strings.CutPrefix(got, "RELOADING=1\nMONOTONIC_USEC=")
@@ -229,7 +249,7 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 	if v, err := strconv.ParseInt(usec, 10, 64); !ok || !ok2 || err != nil || v <= 0 {
 		t.Errorf("notification on SIGHUP %q, want RELOADING=1, MONOTONIC_USEC=N, STATUS", got)
 	}
-	if got, want := nextNotify(t, msgs), "READY=1\nSTATUS=serving 3 maps, 7 entries, no errors"; got != want {
+	if got, want := nextNotify(t, msgs), "READY=1\nSTATUS=serving 3 maps, 8 entries, 1 failing to load: virtual_alias"; got != want {
 		t.Errorf("notification after the reload %q, want %q", got, want)
 	}
 	child.Signal(syscall.SIGTERM)

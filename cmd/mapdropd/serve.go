@@ -127,6 +127,7 @@ func serve(args []string) int {
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)
 	cfg.StateDir = *stateDir
+	statusChanged := statusOnResult(&cfg)
 	if *exportDir != "" {
 		if fi, err := os.Stat(*exportDir); err != nil || !fi.IsDir() {
 			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
@@ -208,9 +209,17 @@ func serve(args []string) int {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 	}
-	notifyErr(notify.Ready(statusText(rl)))
+	drain(statusChanged)
+	status := statusText(rl)
+	notifyErr(notify.Ready(status))
 	for {
 		select {
+		case <-statusChanged:
+			// A reload by the watcher: say so when the summary changed.
+			if s := statusText(rl); s != status {
+				status = s
+				notifyErr(notify.Status(status))
+			}
 		case err := <-watchDone:
 			// The watcher only stops on its own when it cannot watch any more;
 			// keep serving the tables we have rather than drop every lookup.
@@ -223,7 +232,9 @@ func serve(args []string) int {
 				if err := rl.LoadAll(); err != nil {
 					log.Error("reload: some tables kept their previous version", "err", err)
 				}
-				notifyErr(notify.Ready(statusText(rl)))
+				drain(statusChanged)
+				status = statusText(rl)
+				notifyErr(notify.Ready(status))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())

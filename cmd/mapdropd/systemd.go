@@ -54,3 +54,30 @@ func statusText(rl *reload.Reloader) string {
 	}
 	return s + fmt.Sprintf(", %d failing to load: %s", len(st.Failing), strings.Join(st.Failing, " "))
 }
+
+// statusOnResult makes cfg's OnResult (which the reloader calls after
+// every attempt to load a map, from the watcher, SIGHUP or startup) also
+// signal the returned channel, so that serve refreshes STATUS= after
+// reloads that systemd did not ask for.
+func statusOnResult(cfg *reload.Config) <-chan struct{} {
+	changed := make(chan struct{}, 1)
+	next := cfg.OnResult
+	cfg.OnResult = func(name string, entries int, err error) {
+		if next != nil {
+			next(name, entries, err)
+		}
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	return changed
+}
+
+// drain empties a signal channel.
+func drain(c <-chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
