@@ -266,3 +266,45 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 	}
 	done <- nil // for the cleanup
 }
+
+// A restart with the same tables rewrites neither the cdb export nor the
+// last good copy (same inode, same mtime): Postfix's daemons restart when
+// a table file they opened is replaced. A changed table still is.
+func TestRestartRewritesNothingUnchanged(t *testing.T) {
+	dir := writeTables(t, map[string]string{
+		"virtual_mailbox_domains": "some.domain OK\n",
+		"mailbox_command":         "you  /usr/local/bin/mapdrop -d ${USER}\n",
+	})
+	out := t.TempDir()
+	d := startDaemon(t, dir, "-export", out, "-state", out)
+	files := []string{filepath.Join(out, "mailbox_command.cdb"), filepath.Join(out, "mailbox_command.last-good")}
+	var before []os.FileInfo
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("after the first start: %v", err)
+		}
+		before = append(before, fi)
+	}
+	time.Sleep(20 * time.Millisecond) // a rewrite would get another mtime
+	if code := d.Stop(t); code != 0 {
+		t.Fatalf("stop: exit %d", code)
+	}
+	d.Start(t)
+	for i, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil || !os.SameFile(before[i], fi) || !fi.ModTime().Equal(before[i].ModTime()) {
+			t.Errorf("%s rewritten by a restart with the same tables (%v)", filepath.Base(f), err)
+		}
+	}
+	d.Stop(t)
+	if err := os.WriteFile(filepath.Join(dir, "mailbox_command"), []byte("you  v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Start(t)
+	for i, f := range files {
+		if fi, err := os.Stat(f); err != nil || os.SameFile(before[i], fi) {
+			t.Errorf("%s not rewritten after a restart with a changed table (%v)", filepath.Base(f), err)
+		}
+	}
+}
