@@ -123,6 +123,7 @@ func serve(args []string) int {
 	if *metricsAddr != "" {
 		met = metrics.New()
 		cfg.OnResult = met.Loaded
+		cfg.OnStale = met.Stale
 	}
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)

@@ -17,6 +17,9 @@
 //	                                         because of the connection limits
 //	mapdropd_connections_evicted_total       counter; idle or stalled connections
 //	                                         closed to admit a new one
+//	mapdropd_map_served_from_last_good{map}  gauge; 1 while the map is served from
+//	                                         its last good copy (-state) because its
+//	                                         file did not load at startup, else 0
 //
 // plus the standard Go runtime (go_*) and process (process_*) collectors.
 //
@@ -60,6 +63,7 @@ type Metrics struct {
 	connsOpen    prometheus.Gauge
 	connsReject  prometheus.Counter
 	connsEvicted prometheus.Counter
+	stale        *prometheus.GaugeVec
 
 	mu      sync.Mutex // serialises adding maps
 	maps    atomic.Pointer[map[string]*mapCounters]
@@ -109,9 +113,13 @@ func New() *Metrics {
 			Name: "mapdropd_connections_evicted_total",
 			Help: "Idle or stalled connections closed to admit a new one at -max-conns or -max-conns-per-uid.",
 		}),
+		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mapdropd_map_served_from_last_good",
+			Help: "1 while the map is served from its last good copy (-state) because its file did not load at startup, else 0.",
+		}, []string{"map"}),
 	}
 	m.reg.MustRegister(m.lookups, m.duration, m.reloads, m.entries, m.lastSuccess,
-		m.connsOpen, m.connsReject, m.connsEvicted,
+		m.connsOpen, m.connsReject, m.connsEvicted, m.stale,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	empty := map[string]*mapCounters{}
@@ -150,6 +158,7 @@ func (m *Metrics) addMap(name string) {
 	next[name] = m.counters(name)
 	m.reloads.WithLabelValues(name, "ok")
 	m.reloads.WithLabelValues(name, "error")
+	m.stale.WithLabelValues(name)
 	m.maps.Store(&next)
 }
 
@@ -187,8 +196,17 @@ func (m *Metrics) Loaded(name string, entries int, err error) {
 		return
 	}
 	m.reloads.WithLabelValues(name, "ok").Inc()
+	m.stale.WithLabelValues(name).Set(0)
 	m.entries.WithLabelValues(name).Set(float64(entries))
 	m.lastSuccess.WithLabelValues(name).Set(float64(time.Now().UnixNano()) / 1e9)
+}
+
+// Stale records that map name is served from its last good copy because
+// its file did not load at startup (the reloader's OnStale hook); the next
+// successful load of its file ends it.
+func (m *Metrics) Stale(name, copyPath string) {
+	m.addMap(name)
+	m.stale.WithLabelValues(name).Set(1)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.
