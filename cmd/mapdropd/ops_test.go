@@ -308,3 +308,71 @@ func TestRestartRewritesNothingUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// A lookup made while mapdropd restarts waits in the backlog of the socket
+// the service manager holds, and is answered by the new process: the
+// socket is passed (LISTEN_FDS) to one mapdropd, which is stopped, then to
+// the next, as systemd does with mapdropd.socket.
+func TestRestartLookupWaitsInBacklog(t *testing.T) {
+	dir := writeTables(t, testTables)
+	path := filepath.Join(t.TempDir(), "mapdropd.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	start := func() (*exec.Cmd, <-chan error, *testkit.Buffer) {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" serve -tables "$1"`, bin(t), dir)
+		cmd.ExtraFiles = []*os.File{lf}
+		log := &testkit.Buffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, done, log
+	}
+	query := func() (int, string, string) {
+		return mapdropd(t, "", "query", "-timeout", "60s", "-s", "unix:"+path, "virtual_mailbox", "user1@some.domain")
+	}
+	first, done, log := start()
+	if code, out, errOut := query(); code != 0 || out != "some.domain/user1/Maildir/\n" {
+		t.Fatalf("through the passed socket: exit %d %q %q\n%s", code, out, errOut, log)
+	}
+	first.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("first mapdropd after SIGTERM: %v\n%s", err, log)
+	}
+	// No server now: the lookup waits.
+	type result struct {
+		code     int
+		out, err string
+	}
+	answered := make(chan result, 1)
+	go func() {
+		code, out, errOut := query()
+		answered <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-answered:
+		t.Fatalf("a lookup with no server running returned at once: %+v", r)
+	case <-time.After(time.Second):
+	}
+	_, _, log2 := start()
+	select {
+	case r := <-answered:
+		if r.code != 0 || r.out != "some.domain/user1/Maildir/\n" {
+			t.Errorf("the lookup made during the restart: %+v\n%s", r, log2)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the lookup made during the restart was not answered by the new server\n%s", log2)
+	}
+}
