@@ -111,6 +111,7 @@ func serve(args []string) int {
 	if err != nil {
 		return fail(log, err)
 	}
+	warnUnmapped(privUIDs, log)
 	if *perUID < 0 {
 		return fail(log, failure.New(failure.Usage, "-max-conns-per-uid %d: want 0 or more", *perUID))
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/mapdrop/mapdrop/failure"
@@ -79,5 +81,52 @@ func drain(c <-chan struct{}) {
 	select {
 	case <-c:
 	default:
+	}
+}
+
+// unmappedUIDs returns the uids of uids that the user namespace described
+// by uidMap (the text of /proc/self/uid_map: lines "INSIDE OUTSIDE COUNT")
+// does not map. A peer with such a uid reads as the overflow uid (65534)
+// through SO_PEERCRED, so it is limited like every other unmapped user:
+// what systemd's PrivateUsers= does to postfix.
+func unmappedUIDs(uidMap string, uids []uint32) []uint32 {
+	type span struct{ lo, n uint64 }
+	var spans []span
+	for _, line := range strings.Split(uidMap, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		lo, err1 := strconv.ParseUint(f[0], 10, 64)
+		n, err2 := strconv.ParseUint(f[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			spans = append(spans, span{lo, n})
+		}
+	}
+	var out []uint32
+	for _, u := range uids {
+		mapped := false
+		for _, s := range spans {
+			if uint64(u) >= s.lo && uint64(u)-s.lo < s.n {
+				mapped = true
+			}
+		}
+		if !mapped {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// warnUnmapped logs, at ERROR, every privileged uid that this process's
+// user namespace does not map.
+func warnUnmapped(uids []uint32, log *slog.Logger) {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return
+	}
+	for _, u := range unmappedUIDs(string(b), uids) {
+		log.Error("-privileged-users: this uid is not mapped in mapdropd's user namespace (systemd PrivateUsers=, a container): its connections read as uid 65534 and share the per-uid limit of every unmapped local user, who could lock it out; run mapdropd without a user namespace of its own",
+			"uid", u)
 	}
 }
