@@ -1,18 +1,22 @@
 // Command gen writes the man pages mapdropd.8 and mapdrop.8 from the -h
 // output of the binaries (see package doc). Run by "go generate ./doc":
-// without -bin it builds mapdropd and mapdrop from this checkout first.
+// without -bin it builds mapdropd and mapdrop from this checkout first
+// (as the README does, CGO_ENABLED=0, from the module root whatever the
+// working directory).
 //
 //	go run ./doc/gen [-bin DIR] [-o DIR]
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/mapdrop/mapdrop/doc"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 func main() {
@@ -32,12 +36,10 @@ func run(bin, out string) error {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		cmd := exec.Command("go", "build", "-o", tmp+string(os.PathSeparator),
-			"github.com/mapdrop/mapdrop/cmd/mapdropd", "github.com/mapdrop/mapdrop/cmd/mapdrop")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build: %v", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := testkit.BuildInto(ctx, tmp, false, "./cmd/mapdropd", "./cmd/mapdrop"); err != nil {
+			return err
 		}
 		bin = tmp
 	}
