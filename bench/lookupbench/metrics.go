@@ -130,8 +130,23 @@ func freeAddr() (string, error) {
 
 var lookupsSample = regexp.MustCompile(`(?m)^mapdropd_lookups_total\{[^}]*\} (\S+)$`)
 
-// scrapeLookups returns the sum of mapdropd_lookups_total over its labels.
+// scrapeLookups returns the sum of mapdropd_lookups_total over its labels,
+// once two scrapes 20ms apart agree: the server counts a lookup after it
+// has written the reply, so the client may read a reply before its count.
 func scrapeLookups(addr string) (int64, error) {
+	last := int64(-1)
+	for range 500 {
+		n, err := scrapeOnce(addr)
+		if err != nil || n == last {
+			return n, err
+		}
+		last = n
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("metrics at %s: mapdropd_lookups_total still moving after 10s with no client", addr)
+}
+
+func scrapeOnce(addr string) (int64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
