@@ -34,8 +34,9 @@ func main() {
 }
 
 // command is one of mapdropd's commands. Its synopsis and summary are the
-// text of the usage messages and of the man page (doc/mapdropd.8), which
-// is generated from them and from the commands' flags.
+// text of the usage messages, "mapdropd -h" and "mapdropd NAME -h", from
+// which "go generate ./doc" writes the man page doc/mapdropd.8: a new
+// command needs only its entry here and its flags in newFlagSet/parseFlags.
 type command struct {
 	name     string
 	synopsis string // the arguments after the command name
@@ -90,10 +91,6 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `Run "mapdropd COMMAND -h" for the flags of a command.`)
 }
 
-// flagSetHook, when set, is called with every command's flag set once its
-// flags are defined, before it parses them (the man page generator).
-var flagSetHook func(*flag.FlagSet)
-
 // newFlagSet returns the flag set of command name, whose usage message is
 // its synopsis, summary and flags.
 func newFlagSet(name string) *flag.FlagSet {
@@ -123,9 +120,6 @@ func hasFlags(fs *flag.FlagSet) bool {
 // the error and the usage message on standard error and returns the usage
 // exit status, done. Otherwise done is false and the command goes on.
 func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if flagSetHook != nil {
-		flagSetHook(fs)
-	}
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)
