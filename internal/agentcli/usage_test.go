@@ -5,10 +5,15 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // Every option the help lists is one parse accepts, and the help lists
@@ -106,4 +111,40 @@ func parseOptions(t *testing.T) []string {
 		})
 	}
 	return names
+}
+
+// Every MAPDROP_* environment variable named in the source of the packages
+// mapdrop and mapdrop-sieve are built from is in the help (and so in
+// mapdrop(8)).
+func TestHelpListsTheEnvironment(t *testing.T) {
+	out, err := exec.Command(testkit.GoTool(), "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}",
+		"github.com/mapdrop/mapdrop/cmd/mapdrop", "github.com/mapdrop/mapdrop/cmd/mapdrop-sieve").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	envName := regexp.MustCompile(`"(MAPDROP_[A-Z][A-Z_]*)"`)
+	found := map[string]bool{}
+	for _, dir := range strings.Fields(string(out)) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range envName.FindAllSubmatch(b, -1) {
+				found[string(m[1])] = true
+			}
+		}
+	}
+	if !found["MAPDROP_SERVER"] || !found["MAPDROP_LOG_FILE"] {
+		t.Fatalf("found %v in mapdrop's sources, want MAPDROP_SERVER and MAPDROP_LOG_FILE at least", found)
+	}
+	for name := range found {
+		if !strings.Contains(Help, name) {
+			t.Errorf("mapdrop reads %s, its help does not say so (add it to Help, then go generate ./doc)", name)
+		}
+	}
 }
