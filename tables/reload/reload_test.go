@@ -108,6 +108,7 @@ func (f *fixture) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.r.Run(ctx) }()
+	testkit.Eventually(t, "Run watching", func() bool { return logHas(f.log, `msg="watching map files"`) })
 	t.Cleanup(func() {
 		cancel()
 		select {
