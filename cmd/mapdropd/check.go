@@ -11,7 +11,12 @@ import (
 
 // check implements "mapdropd check": parse files and directories as serve
 // would, print every error as "file:line: reason" (and every warning, such
-// as a duplicate key, prefixed "warning: "). Exit status: 0 every table
+// as a duplicate key or a byte order mark, prefixed "warning: "). Besides
+// parse errors, a file that a running server would hold back (its last line
+// has no newline, or it has no entries; unless "mapdropd confirm"
+// confirmed its content), a dangling symbolic link, a symbolic link loop
+// and a FIFO, socket or device are errors (reload.Check); a FIFO is never
+// opened for a blocking read. Exit status: 0 every table
 // parses, 65 (EX_DATAERR) a table has errors, 66 (EX_NOINPUT) a path is
 // missing or unreadable, or there is no table at all (66 wins when both
 // happen), 64 usage. On success it prints one line:

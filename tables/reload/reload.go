@@ -79,7 +79,9 @@
 // close when it keeps changing. A file that appears and disappears between
 // two loads (a tool's temporary file such as vim's "4913") is never loaded.
 // A file that is not a regular file is never read with a blocking open (a
-// FIFO does not hang the server).
+// FIFO does not hang the server). A change that no writer's close ends —
+// truncate(2) as truncate(1) does it, a write through mmap — is loaded on
+// the next close or LoadAll (SIGHUP), not before.
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
@@ -1011,6 +1013,9 @@ func (r *Reloader) fileEvent(in *inotify, ev inotifyEvent, waiting map[string]*p
 		}
 	}
 	for name, p := range maps {
+		if writing && (waiting[name] == nil || !waiting[name].writing) {
+			r.log.Debug("map file being written: it is loaded once its writer closes it (or on SIGHUP)", "map", name, "file", p)
+		}
 		if w := waiting[name]; w != nil {
 			w.path, w.last, w.writing = p, now, writing
 		} else {
