@@ -71,7 +71,9 @@
 // writer takes or pauses: while a write (IN_MODIFY) or a new file
 // (IN_CREATE) has not been followed by a close, the map waits. A rename
 // over the map (IN_MOVED_TO), a deletion and a symbolic or hard link are
-// complete at once. Events for one map are then debounced: its load waits
+// complete at once, and so is a change of its mode, owner or times
+// (IN_ATTRIB: a file made readable is loaded) unless a writer is at work.
+// Events for one map are then debounced: its load waits
 // until Config.Debounce has passed without another event for it, but no
 // longer than ten times Config.Debounce after the first, so a stream of
 // complete writes cannot starve it. A file read while it changes (its size
@@ -79,9 +81,9 @@
 // close when it keeps changing. A file that appears and disappears between
 // two loads (a tool's temporary file such as vim's "4913") is never loaded.
 // A file that is not a regular file is never read with a blocking open (a
-// FIFO does not hang the server). A change that no writer's close ends —
-// truncate(2) as truncate(1) does it, a write through mmap — is loaded on
-// the next close or LoadAll (SIGHUP), not before.
+// FIFO does not hang the server). A change that no writer's close ends,
+// truncate(2) as truncate(1) does it, is loaded on the next close or
+// LoadAll (SIGHUP), not before.
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
@@ -1002,6 +1004,14 @@ func (r *Reloader) fileEvent(in *inotify, ev inotifyEvent, waiting map[string]*p
 	}
 	writing := false
 	switch {
+	case ev.mask&unix.IN_ATTRIB != 0:
+		// chmod, chown, touch: the content is complete unless a writer
+		// is still at work.
+		for name := range maps {
+			if w := waiting[name]; w != nil && w.writing {
+				writing = true
+			}
+		}
 	case ev.mask&unix.IN_MODIFY != 0:
 		writing = true
 	case ev.mask&unix.IN_CREATE != 0:

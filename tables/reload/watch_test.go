@@ -3,6 +3,7 @@ package reload
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +96,24 @@ func TestRunLoadAllRearms(t *testing.T) {
 	f.expect(t, "virtual_alias", "user@x", "v2")
 	writeFile(t, f.path("virtual_alias"), "user@x v3\n")
 	f.waitValue(t, "virtual_alias", "user@x", "v3")
+}
+
+// A change of a file's attributes (chmod after a file was unreadable,
+// touch) makes the reloader read it again (IN_ATTRIB); its own reads do
+// not set it off again.
+func TestRunAttribRereads(t *testing.T) {
+	f := newFixture(t, map[string]string{"virtual_alias": "user@x v1\n"}, nil)
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+	if err := os.Chmod(f.path("virtual_alias"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := `msg="map file unchanged, nothing to load" map=virtual_alias`
+	testkit.Eventually(t, "file read again after chmod", func() bool { return logHas(f.log, unchanged) })
+	time.Sleep(300 * time.Millisecond)
+	if n := strings.Count(f.log.String(), unchanged); n != 1 {
+		t.Errorf("file read %d times after one chmod, want 1", n)
+	}
 }
