@@ -10,7 +10,7 @@
 //	                [-max-conns 1000] [-idle-timeout 60s] [-request-timeout 10s]
 //	                [-log-level info|debug]
 //	mapdropd query  [-s ADDR] [-timeout 10s] MAP KEY...  (KEY "-" reads keys from stdin, as postmap -q -)
-//	mapdropd check  PATH...
+//	mapdropd check  [-state DIR] PATH...
 //	mapdropd confirm FILE...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
 //
@@ -73,7 +73,7 @@ var commands = []command{
 		"Serve the tables over socketmap and tcp_table, reloading each file as soon as it changes."},
 	{"query", "[-s ADDR] [-timeout D] [-explain] MAP KEY...",
 		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
-	{"check", "PATH...",
+	{"check", "[-state DIR] PATH...",
 		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON (also a file serve would hold back as cut short or empty, a dangling or looping symbolic link, a FIFO) and, when all is well, one summary line."},
 	{"confirm", "FILE...",
 		"Let a map file that looks cut short or emptied go live: record the SHA-256 of its content in .FILE.confirmed beside it, which the server watches."},

@@ -348,3 +348,23 @@ func TestTablesDirectoryComesBack(t *testing.T) {
 	write("virtual_alias", "a@some.domain v4\n")
 	testkit.Eventually(t, "v4 through the re-armed watch", func() bool { return value() == "v4" })
 }
+
+// check -state DIR compares with the last good copies serve -state wrote.
+func TestCheckState(t *testing.T) {
+	state := t.TempDir()
+	dir := writeTables(t, map[string]string{
+		"virtual_mailbox_domains": "some.domain OK\n",
+		"virtual_alias":           userLines(0, 10, "v1@x"),
+	})
+	d := startDaemon(t, dir, "-state", state)
+	d.Stop(t)
+	alias := filepath.Join(dir, "virtual_alias")
+	os.WriteFile(alias, []byte(userLines(0, 3, "v2@x")), 0o644)
+	code, out, _ := mapdropd(t, "", "check", "-state", state, dir)
+	if code != 65 || !strings.Contains(out, alias+": it drops more than half of the entries (10 in the last good copy, 3 in the file)") {
+		t.Errorf("check -state: exit %d %q, want 65 and the counts", code, out)
+	}
+	if code, out, _ := mapdropd(t, "", "check", dir); code != 0 {
+		t.Errorf("check without -state: exit %d %q, want 0", code, out)
+	}
+}

@@ -295,3 +295,27 @@ func TestCheckGuardAndFileTypes(t *testing.T) {
 		t.Errorf("warnings = %v", warnings)
 	}
 }
+
+// With the server's state directory, check compares each map with its last
+// good copy: more than half dropped is an error, half is not.
+func TestCheckWithState(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(state, CopyName("virtual_alias")), lines(10, "v1"))
+	writeFile(t, filepath.Join(state, CopyName("other")), lines(10, "v1"))
+	writeFile(t, filepath.Join(dir, "virtual_alias"), lines(4, "v2"))
+	writeFile(t, filepath.Join(dir, "other"), lines(5, "v2"))
+	_, _, errs, _ := CheckWith(CheckOptions{StateDir: state}, dir)
+	want := filepath.Join(dir, "virtual_alias") + ": it drops more than half of the entries (10 in the last good copy, 4 in the file): a running mapdropd holds this file back"
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), want) {
+		t.Errorf("CheckWith -state: %v, want only %q", errs, want)
+	}
+	if _, _, errs, _ := CheckWith(CheckOptions{}, dir); len(errs) != 0 {
+		t.Errorf("without -state: %v", errs)
+	}
+	if _, _, err := Confirm(filepath.Join(dir, "virtual_alias")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errs, _ := CheckWith(CheckOptions{StateDir: state}, dir); len(errs) != 0 {
+		t.Errorf("confirmed: %v", errs)
+	}
+}

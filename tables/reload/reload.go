@@ -99,6 +99,7 @@ package reload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
@@ -751,6 +752,20 @@ func Check(paths ...string) (errs, warnings []error) {
 // CheckCounts is Check, also counting the map files found and the entries
 // of those that parse.
 func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
+	return CheckWith(CheckOptions{}, paths...)
+}
+
+// CheckOptions are the options of CheckWith.
+type CheckOptions struct {
+	// StateDir, if set, is a server's state directory (Config.StateDir):
+	// each map is compared with its last good copy there, as a running
+	// server compares it with its table, so a map that drops more than
+	// half of the copy's entries is an error too.
+	StateDir string
+}
+
+// CheckWith is CheckCounts with options.
+func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, warnings []error) {
 	check := func(name, path string) {
 		maps++
 		text, _, err := readMap(path)
@@ -778,12 +793,23 @@ func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
 		if confirmed(path, text) {
 			return
 		}
-		line, reason := 0, guard(text, len(t.Map), 0, false)
+		old, haveOld := 0, false
+		if opts.StateDir != "" {
+			copyPath := filepath.Join(opts.StateDir, CopyName(name))
+			if ctext, _, err := readMap(copyPath); err == nil {
+				if ct, _, err := parseText(name, copyPath, ctext, false); err == nil {
+					old, haveOld = len(ct.Map), true
+				}
+			}
+		}
+		line, reason := 0, guard(text, len(t.Map), old, haveOld)
 		switch {
-		case reason != "":
+		case strings.HasPrefix(reason, "its last line"):
 			line = lastLine(text)
-		case len(t.Map) == 0:
+		case reason == "" && len(t.Map) == 0 && (!haveOld || old > 0):
 			reason = "it has no entries"
+		case reason != "":
+			reason += fmt.Sprintf(" (%d in the last good copy, %d in the file)", old, len(t.Map))
 		}
 		if reason != "" {
 			errs = append(errs, &mapfile.Error{File: path, Line: line,
