@@ -117,3 +117,39 @@ func TestRunAttribRereads(t *testing.T) {
 		t.Errorf("file read %d times after one chmod, want 1", n)
 	}
 }
+
+// A map that appears whole, as a hard link or a symbolic link (no writer
+// will close it), is loaded at once; a new file being written waits for
+// its close.
+func TestRunLinksAppearWhole(t *testing.T) {
+	f := newFixture(t, map[string]string{"virtual_alias": "user@x v1\n"}, nil)
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, src, "k hard\n")
+	if err := os.Link(src, f.path("hardlinked")); err != nil {
+		t.Fatal(err)
+	}
+	f.waitValue(t, "hardlinked", "k", "hard")
+	if err := os.Symlink(src, f.path("symlinked")); err != nil {
+		t.Fatal(err)
+	}
+	f.waitValue(t, "symlinked", "k", "hard")
+
+	fh, err := os.OpenFile(f.path("new"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteString("k new\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // ten debounce delays
+	if got := f.lookup("new", "k"); got == "new" {
+		t.Errorf("a new file was loaded before its writer closed it")
+	}
+	fh.WriteString("k2 more\n")
+	fh.Close()
+	f.waitValue(t, "new", "k2", "more")
+}
