@@ -319,3 +319,24 @@ func TestCheckWithState(t *testing.T) {
 		t.Errorf("confirmed: %v", errs)
 	}
 }
+
+// A -map file elsewhere is guarded too, and its confirmation beside it
+// (in a watched directory that is not the tables directory) loads it.
+func TestRunHeldBackExtraMap(t *testing.T) {
+	other := t.TempDir()
+	extra := filepath.Join(other, "virtual")
+	writeFile(t, extra, lines(10, "v1"))
+	f := newFixture(t, nil, func(c *Config) { c.Maps = map[string]string{"virtual_alias": extra} })
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+	writeFile(t, extra, lines(2, "v2"))
+	testkit.Eventually(t, "held back", func() bool { return logHas(f.log, "MAP LOAD HELD BACK") })
+	f.expect(t, "virtual_alias", "user0@x", "v1")
+	if _, _, err := Confirm(extra); err != nil {
+		t.Fatal(err)
+	}
+	f.waitValue(t, "virtual_alias", "user0@x", "v2")
+	f.expect(t, "virtual_alias", "user5@x", "error: not found")
+}
