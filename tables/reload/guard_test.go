@@ -340,3 +340,38 @@ func TestRunHeldBackExtraMap(t *testing.T) {
 	f.waitValue(t, "virtual_alias", "user0@x", "v2")
 	f.expect(t, "virtual_alias", "user5@x", "error: not found")
 }
+
+// LoadAll (SIGHUP) while a writer is at work on a map in place leaves the
+// map alone: three quarters of the new file are there, ending in a whole
+// line, which the guard alone would let through.
+func TestLoadAllLeavesFileBeingWritten(t *testing.T) {
+	const n = 400
+	f := newFixture(t, map[string]string{"virtual_alias": lines(n, "v1")}, nil)
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+	fh, err := os.OpenFile(f.path("virtual_alias"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	text := lines(n, "v2")
+	cut := strings.Index(text, fmt.Sprintf("user%d@", n*3/4))
+	if _, err := fh.WriteString(text[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the writer seen", func() bool { return logHas(f.log, "map file being written") })
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if !logHas(f.log, "map file is being written in place and not closed yet") {
+		t.Errorf("LoadAll did not say it left the map alone:\n%s", f.log)
+	}
+	f.expect(t, "virtual_alias", fmt.Sprintf("user%d@x", n-1), "v1")
+	if _, err := fh.WriteString(text[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	f.waitValue(t, "virtual_alias", fmt.Sprintf("user%d@x", n-1), "v2")
+}

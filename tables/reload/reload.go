@@ -81,9 +81,11 @@
 // close when it keeps changing. A file that appears and disappears between
 // two loads (a tool's temporary file such as vim's "4913") is never loaded.
 // A file that is not a regular file is never read with a blocking open (a
-// FIFO does not hang the server). A change that no writer's close ends,
-// truncate(2) as truncate(1) does it, is loaded on the next close or
-// LoadAll (SIGHUP), not before.
+// FIFO does not hang the server). LoadAll (SIGHUP) leaves alone a map
+// whose file a writer is at work on (logged), so it cannot read it
+// half-written either. A change that no writer's close ends, truncate(2) as
+// truncate(1) does it, is therefore loaded only on the file's next close,
+// a rename over it, or its confirmation.
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
@@ -175,6 +177,7 @@ type Reloader struct {
 	sums    map[string]uint64      // maphash of that text
 	entries map[string]int         // entries of each loaded map
 	failing map[string]bool        // maps whose last load attempt failed
+	writing map[string]bool        // maps whose file a writer has modified and not closed yet (Run sets it)
 
 	rearm chan struct{} // LoadAll asks Run to watch again what it lost
 	armed bool          // Run has armed its watches once (Run's goroutine only)
@@ -207,6 +210,7 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 		sums:     map[string]uint64{},
 		entries:  map[string]int{},
 		failing:  map[string]bool{},
+		writing:  map[string]bool{},
 		rearm:    make(chan struct{}, 1),
 	}
 	if r.debounce <= 0 {
@@ -357,8 +361,10 @@ func (r *Reloader) allMaps() (map[string]string, []error, error) {
 
 // LoadAll loads every map now, as at startup or on SIGHUP. Maps whose file
 // is good are loaded even when others fail. It returns nil or a Permanent
-// failure listing every error, one "FILE:LINE: REASON" per line. It also
-// has Run watch again any directory whose watch was lost.
+// failure listing every error, one "FILE:LINE: REASON" per line. It skips
+// a map that Run has seen a writer modify in place and not close yet: that
+// one is loaded when its writer closes the file. It also has Run watch
+// again any directory whose watch was lost.
 func (r *Reloader) LoadAll() error {
 	select {
 	case r.rearm <- struct{}{}:
@@ -376,6 +382,10 @@ func (r *Reloader) LoadAll() error {
 		r.log.Error(p.Error())
 	}
 	for _, name := range sortedKeys(maps) {
+		if r.writing[name] && r.loaded[name] {
+			r.log.Info("map file is being written in place and not closed yet: not read now, it is loaded once its writer closes it", "map", name, "file", maps[name])
+			continue
+		}
 		if err := r.loadLocked(name, maps[name], true); err != nil {
 			errs = append(errs, err)
 		}
@@ -905,6 +915,11 @@ func (r *Reloader) Run(ctx context.Context) error {
 			for _, ev := range batch {
 				if ev.mask&unix.IN_Q_OVERFLOW != 0 {
 					r.log.Error("watching map files: kernel event queue overflowed; reloading every map")
+					// Which writers are at work is lost with the events.
+					for _, p := range waiting {
+						p.writing = false
+					}
+					r.setWriting(nil)
 					_ = r.LoadAll() // logs its errors
 					continue
 				}
@@ -1049,13 +1064,34 @@ func (r *Reloader) fileEvent(in *inotify, ev inotifyEvent, waiting map[string]*p
 		}
 	}
 	for name, p := range maps {
-		if writing && (waiting[name] == nil || !waiting[name].writing) {
-			r.log.Debug("map file being written: it is loaded once its writer closes it (or on SIGHUP)", "map", name, "file", p)
+		was := waiting[name] != nil && waiting[name].writing
+		if writing && !was {
+			r.log.Debug("map file being written: it is loaded once its writer closes it", "map", name, "file", p)
 		}
 		if w := waiting[name]; w != nil {
 			w.path, w.last, w.writing = p, now, writing
 		} else {
 			waiting[name] = &pending{path: p, first: now, last: now, writing: writing}
+		}
+		if writing != was {
+			r.setWriting(map[string]bool{name: writing})
+		}
+	}
+}
+
+// setWriting records which maps a writer is at work on, for LoadAll and
+// catchUp, which leave them alone; nil forgets them all.
+func (r *Reloader) setWriting(m map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m == nil {
+		clear(r.writing)
+	}
+	for name, w := range m {
+		if w {
+			r.writing[name] = true
+		} else {
+			delete(r.writing, name)
 		}
 	}
 }
@@ -1121,6 +1157,9 @@ func (r *Reloader) catchUp() {
 	maps, _, _ := r.allMaps()
 	for _, name := range sortedKeys(maps) {
 		path := maps[name]
+		if r.writing[name] {
+			continue
+		}
 		fi, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) && r.loaded[name] {
 			r.log.Warn("map file removed, keeping last good table", "map", name, "file", path)
