@@ -166,6 +166,7 @@ func TestHeldBackThroughServer(t *testing.T) {
 	if err := os.Truncate(alias, 0); err != nil {
 		t.Fatal(err)
 	}
+	waitLog(t, d, "truncate seen", `msg="map file being written: it is loaded once its writer closes it" map=virtual_alias`, 0)
 	d.Signal(syscall.SIGHUP)
 	waitLog(t, d, "SIGHUP leaves the file alone", `msg="map file is being written in place and not closed yet`, 0)
 	if strings.Count(d.Log(), held) != before {
