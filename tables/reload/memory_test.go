@@ -83,8 +83,10 @@ func shrinkWith(tb testing.TB, f *fixture, n int) (base, loaded, after int64) {
 // collection has even run by then, and RSS stays at its peak.
 func TestShrinkReturnsMemory(t *testing.T) {
 	if raceEnabled {
-		t.Log("the race detector's shadow memory blurs RSS; measured without -race only")
-		return
+		// Measured: 142 MB → 122 MB here, the shadow memory stays. The
+		// race-built suite measures a real server built without it
+		// instead (cmd/mapdropd TestBigMapShrinkReturnsMemory).
+		t.Skip("the race detector's shadow memory blurs RSS; measured without -race only")
 	}
 	const n = 200_000
 	base, loaded, after := shrinkRSS(t, n)
