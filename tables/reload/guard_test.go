@@ -375,3 +375,23 @@ func TestLoadAllLeavesFileBeingWritten(t *testing.T) {
 	fh.Close()
 	f.waitValue(t, "virtual_alias", fmt.Sprintf("user%d@x", n-1), "v2")
 }
+
+// A -map file that is a FIFO is refused at once, not waited on.
+func TestLoadAllFIFOExtraMap(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "virtual")
+	if err := mkfifo(fifo); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, map[string]string{"other": "k v\n"}, func(c *Config) { c.Maps = map[string]string{"virtual_alias": fifo} })
+	done := make(chan error, 1)
+	go func() { done <- f.r.LoadAll() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file (a FIFO)") {
+			t.Errorf("LoadAll = %v, want the FIFO refused", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadAll blocks on a FIFO")
+	}
+	f.expect(t, "other", "k", "v")
+}
