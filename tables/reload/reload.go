@@ -25,9 +25,10 @@
 // table serving, with a warning; a map is never removed while mapdropd runs.
 // Every successful load logs one INFO line with map, file, entries and
 // duration, replaces the table in one store transaction, and then calls
-// Config.OnLoad. A load can also be held back (see "Held back loads"). A file whose text is byte for byte the text of the map's
-// last load (a SIGHUP with nothing changed, a file rewritten with the same
-// content) is not loaded again: nothing is swapped, written or called.
+// Config.OnLoad. A load can also be held back (see "Held back loads"). A
+// file whose text is byte for byte the text of the map's last load (a
+// SIGHUP with nothing changed, a file rewritten with the same content) is
+// not loaded again: nothing is swapped, written or called.
 //
 // # Last good copies
 //
@@ -73,10 +74,10 @@
 // over the map (IN_MOVED_TO), a deletion and a symbolic or hard link are
 // complete at once, and so is a change of its mode, owner or times
 // (IN_ATTRIB: a file made readable is loaded) unless a writer is at work.
-// Events for one map are then debounced: its load waits
-// until Config.Debounce has passed without another event for it, but no
-// longer than ten times Config.Debounce after the first, so a stream of
-// complete writes cannot starve it. A file read while it changes (its size
+// Events for one map are then debounced: its load waits until
+// Config.Debounce has passed without another event for it, but no longer
+// than ten times Config.Debounce after the first, so a stream of complete
+// writes cannot starve it. A file read while it changes (its size
 // or time differs after the read) is read again, and left for its writer's
 // close when it keeps changing. A file that appears and disappears between
 // two loads (a tool's temporary file such as vim's "4913") is never loaded.
@@ -85,7 +86,9 @@
 // whose file a writer is at work on (logged), so it cannot read it
 // half-written either. A change that no writer's close ends, truncate(2) as
 // truncate(1) does it, is therefore loaded only on the file's next close,
-// a rename over it, or its confirmation.
+// a rename over it, or its confirmation. What Run cannot know is a writer
+// that started before it did: LoadAll at startup reads what is there (the
+// guard still applies).
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
