@@ -229,6 +229,11 @@ func TestHeldBackThroughServer(t *testing.T) {
 	if code, _, errOut := mapdropd(t, "", "confirm", filepath.Join(dir, "missing")); code != 66 || errOut == "" {
 		t.Errorf("confirm of a missing file: exit %d %q, want 66", code, errOut)
 	}
+	os.WriteFile(alias, []byte("novalue\n"), 0o644)
+	if code, out, errOut := mapdropd(t, "", "confirm", alias); code != 65 || !strings.Contains(out, alias+":1: expected format") ||
+		!strings.Contains(errOut, "not confirmed") {
+		t.Errorf("confirm of a file with errors: exit %d %q %q, want 65 and the error", code, out, errOut)
+	}
 }
 
 // At startup a cut file is served from its last good copy (-state); with
