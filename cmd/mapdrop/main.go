@@ -73,6 +73,16 @@
 //
 // Every status comes from package failure.
 //
+// # No setuid, setgid or file capabilities
+//
+// Before anything else (reading the command line or the environment,
+// opening the log, connecting to the server), mapdrop exits 75 when it
+// runs with privileges its caller lacks: real and effective uid or gid
+// differ, or the kernel set AT_SECURE (file capabilities). Such an install
+// would let any local user pick the log file and the lookup server that
+// names uids and homes. Postfix runs mapdrop as the mailbox owner instead:
+// pipe(8) with user=, local(8) as the recipient.
+//
 // # Sieve
 //
 // After resolving the account, mapdrop looks (stat only) for the Sieve

@@ -49,7 +49,15 @@ type FilterSettings struct {
 }
 
 // Main runs the delivery agent and exits. newFilter is nil for mapdrop.
+//
+// The first thing it does is refuse a privileged start (see Privilege):
+// exit 75 before reading the command line or the environment, opening a
+// log or connecting anywhere.
 func Main(newFilter FilterFunc) {
+	if reason := Privilege(); reason != "" {
+		fmt.Fprintf(os.Stderr, "mapdrop: %s\n", privilegeError(reason))
+		os.Exit(failure.Temporary.ExitCode())
+	}
 	log, _ := maillog.Open()
 	code := safely(os.Stderr, func() error { return run(os.Args[1:], os.Stdin, log, newFilter) })
 	log.Close()
