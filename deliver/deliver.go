@@ -6,16 +6,19 @@
 //  3. open or create the Maildir below the home directory without following
 //     symlinks, and pick the Maildir++ folder for the address extension
 //     (package maildir);
-//  4. write the whole message from the input into tmp/ and fsync it;
+//  4. write the whole message from the input into tmp/ and fsync it,
+//     without the mbox "From " line local(8) puts first (package
+//     envelope), whose sender is the envelope sender when neither -f nor
+//     a Return-Path: field gives one;
 //  5. when the account has a quota, check it with the message's size
 //     (package maildirsize); over quota, the file is removed;
 //  6. rename the file into new/ and fsync new/;
 //  7. append the message to maildirsize (when there is a quota);
 //  8. write one log line (package maillog).
 //
-// The message is written exactly as read: no header is added and nothing
-// is converted (Postfix's pipe(8) with flags=ODRhu prepends the envelope
-// headers itself).
+// Apart from that first line, the message is written exactly as read: no
+// header is added and nothing is converted (Postfix's pipe(8) with
+// flags=ODRhu prepends the envelope headers itself).
 //
 // Errors are failure kinds, and their text is the one line that mapdrop
 // prints on stderr for Postfix to quote. The extra decisions made here: over
@@ -35,6 +38,7 @@ import (
 	"github.com/mapdrop/mapdrop/deliver/account"
 	"github.com/mapdrop/mapdrop/deliver/action"
 	"github.com/mapdrop/mapdrop/deliver/creds"
+	"github.com/mapdrop/mapdrop/deliver/envelope"
 	"github.com/mapdrop/mapdrop/deliver/maildir"
 	"github.com/mapdrop/mapdrop/deliver/maildirsize"
 	"github.com/mapdrop/mapdrop/deliver/maillog"
@@ -76,6 +80,11 @@ type Agent struct {
 	// DryRun, when set, receives a description of what delivery would do,
 	// and nothing is written (see dryrun.go).
 	DryRun io.Writer
+
+	// fromLine is the sender of the message's mbox "From " line, when
+	// haveFromLine; set by Deliver.
+	fromLine     string
+	haveFromLine bool
 }
 
 // Deliver delivers the message read from msg to user (the -d argument),
@@ -115,6 +124,14 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		return failure.Wrap(failure.Temporary, err, "%s", user)
 	}
 	syscall.Umask(0o077)
+	// Only now is the input read: a handoff passes it on untouched.
+	msg, a.fromLine, a.haveFromLine = envelope.Strip(msg)
+	switch {
+	case a.HaveSender:
+		e.Sender, e.HaveSender = a.Sender, true
+	case a.haveFromLine:
+		e.Sender, e.HaveSender = a.fromLine, true
+	}
 	if a.DryRun != nil {
 		return a.dryRun(ctx, user, acct, msg)
 	}

@@ -44,11 +44,15 @@
 // The first argument after USER, when present and not empty, is the address
 // extension (pipe(8)'s ${extension}); the second (${recipient}) is the
 // original recipient for Sieve; further arguments (${user}, ${nexthop},
-// ...) are accepted and ignored. Without it, the
-// extension comes from USER when USER itself is not in userdb but USER with
-// its extension cut off is (see package deliver/account): "-d
-// user+work@dom" delivers to user@dom's folder "work". A typical master.cf
-// entry:
+// ...) are accepted and ignored. Without any argument after USER, when
+// local(8) runs mapdrop (mailbox_command, mailbox_command_maps, .forward),
+// the extension is local(8)'s EXTENSION and Sieve's recipient its
+// RECIPIENT, provided USER, LOCAL and RECIPIENT describe the -d user (see
+// internal/agentcli): "mailbox_command = mapdrop -d ${USER}" files
+// user+lists into ".lists". Otherwise the extension comes from USER when
+// USER itself is not in userdb but USER with its extension cut off is (see
+// package deliver/account): "-d user+work@dom" delivers to user@dom's
+// folder "work". A typical master.cf entry:
 //
 //	mapdrop unix - n n - - pipe flags=ODRhu user=vmail argv=/usr/local/bin/mapdrop
 //	  -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
@@ -72,6 +76,11 @@
 //	    is "mapdrop: " and the reason, which Postfix puts in the bounce)
 //
 // Every status comes from package failure.
+//
+// A first line "From SENDER  DATE", which local(8) puts before the message,
+// is not stored; SENDER is the envelope sender when neither -f nor a
+// Return-Path: field gives one, and is logged as from=<SENDER> (package
+// deliver/envelope).
 //
 // # No setuid, setgid or file capabilities
 //

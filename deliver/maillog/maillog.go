@@ -22,6 +22,11 @@
 //
 //	user=u@dom account=userdb:u@dom folder=.Work size=1234 duration=12ms status=sent exit=0
 //	user=u@dom folder=INBOX size=99 duration=3ms status=deferred exit=75 reason="mailbox full"
+//	user=alice from=<bob@example.org> account=passwd:alice folder=INBOX size=99 duration=2ms status=sent exit=0
+//
+// from=<SENDER> (<> for the null sender) is there when the envelope
+// sender is known without reading the header: from -f, or from the mbox
+// "From " line local(8) puts before the message.
 //
 // With a Sieve script, folder lists every stored copy (".Lists,INBOX") and
 // sieve="..." says what the script did (redirects, vacation, reject,
@@ -100,15 +105,19 @@ func Open() (*Logger, error) {
 
 // Entry is one delivery's outcome.
 type Entry struct {
-	User     string // the -d argument
-	Account  string // "userdb:KEY" or "passwd:NAME", "" when unresolved
-	Folder   string // "INBOX", ".Work", "" when not reached; copies comma-separated
-	Sieve    string // the Sieve actions taken and script errors, "" without a script
-	Note     string // something the user or admin should know, "" for nothing
-	Size     int64
-	Duration time.Duration
-	Exit     int    // the process exit status
-	Reason   string // the error message, "" on success
+	User string // the -d argument
+	// Sender is the envelope sender ("" for <>) when HaveSender: from -f,
+	// or from the mbox "From " line local(8) puts before the message.
+	Sender     string
+	HaveSender bool
+	Account    string // "userdb:KEY" or "passwd:NAME", "" when unresolved
+	Folder     string // "INBOX", ".Work", "" when not reached; copies comma-separated
+	Sieve      string // the Sieve actions taken and script errors, "" without a script
+	Note       string // something the user or admin should know, "" for nothing
+	Size       int64
+	Duration   time.Duration
+	Exit       int    // the process exit status
+	Reason     string // the error message, "" on success
 }
 
 // Status names the outcome as Postfix will treat it.
@@ -137,6 +146,9 @@ func (e Entry) Line() string {
 		b.WriteString(v)
 	}
 	kv("user", e.User)
+	if e.HaveSender {
+		kv("from", "<"+e.Sender+">")
+	}
 	if e.Account != "" {
 		kv("account", e.Account)
 	}

@@ -21,6 +21,12 @@ func TestLine(t *testing.T) {
 			`user=u@d folder=INBOX size=99 duration=0s status=deferred exit=75 reason="u@d: mailbox full"`},
 		{Entry{User: "x y\n", Exit: 67, Reason: "x: user unknown"},
 			`user="x y\n" size=0 duration=0s status=bounced exit=67 reason="x: user unknown"`},
+		{Entry{User: "alice", Sender: "bob@example.org", HaveSender: true, Account: "passwd:alice", Folder: "INBOX", Size: 99},
+			`user=alice from=<bob@example.org> account=passwd:alice folder=INBOX size=99 duration=0s status=sent exit=0`},
+		{Entry{User: "alice", HaveSender: true, Size: 1},
+			`user=alice from=<> size=1 duration=0s status=sent exit=0`},
+		{Entry{User: "alice", Sender: `"a b"@x`, HaveSender: true, Size: 1},
+			`user=alice from="<\"a b\"@x>" size=1 duration=0s status=sent exit=0`},
 		{Entry{User: "", Exit: 64, Reason: "a=b"},
 			`user="" size=0 duration=0s status=bounced exit=64 reason="a=b"`},
 	} {

@@ -210,6 +210,16 @@ func parse(args []string) (options, error) {
 	} else {
 		o.delimiters = "+"
 	}
+	if len(rest) == 0 {
+		// Started by local(8) as "mapdrop -d ${USER}": the extension and
+		// the recipient are in the environment.
+		if ext, rcpt, ok := fromLocal(o.user, o.delimiters, os.Getenv); ok {
+			o.ext = ext
+			if o.recipient == "" {
+				o.recipient = rcpt
+			}
+		}
+	}
 	return o, nil
 }
 

@@ -1,0 +1,54 @@
+package agentcli
+
+import "strings"
+
+// The environment local(8) exports to mailbox_command,
+// mailbox_command_maps and .forward commands (local(8), "EXTERNAL COMMAND
+// DELIVERY"): USER is the recipient's user name, LOCAL the whole local
+// part, EXTENSION the address extension ("" for none), RECIPIENT the whole
+// address.
+//
+// fromLocal returns EXTENSION and RECIPIENT when mapdrop was started with
+// no argument after -d USER and that environment describes user:
+//
+//   - USER, LOCAL and RECIPIENT are set;
+//   - LOCAL is USER, or, with EXTENSION set, USER, one of the recipient
+//     delimiter characters and EXTENSION;
+//   - RECIPIENT's local part (before its last "@") is LOCAL;
+//   - user's local part is USER or LOCAL.
+//
+// All comparisons ignore case (local(8) folds the local part). When any
+// check fails, the environment belongs to something else (a shell that
+// happens to export USER, another recipient) and ok is false: the
+// extension then comes from user itself, as without local(8).
+func fromLocal(user, delims string, getenv func(string) string) (ext, rcpt string, ok bool) {
+	u, local, rcpt, ext := getenv("USER"), getenv("LOCAL"), getenv("RECIPIENT"), getenv("EXTENSION")
+	if u == "" || local == "" || rcpt == "" {
+		return "", "", false
+	}
+	if ext == "" {
+		if !strings.EqualFold(local, u) {
+			return "", "", false
+		}
+	} else {
+		if len(local) != len(u)+1+len(ext) || !strings.EqualFold(local[:len(u)], u) ||
+			!strings.EqualFold(local[len(u)+1:], ext) || !strings.ContainsRune(delims, rune(local[len(u)])) {
+			return "", "", false
+		}
+	}
+	if !strings.EqualFold(localPart(rcpt), local) {
+		return "", "", false
+	}
+	if lp := localPart(user); !strings.EqualFold(lp, u) && !strings.EqualFold(lp, local) {
+		return "", "", false
+	}
+	return ext, rcpt, true
+}
+
+// localPart returns addr up to its last "@", or all of it.
+func localPart(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
