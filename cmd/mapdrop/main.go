@@ -6,7 +6,7 @@
 //
 //	mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n]
 //	        [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH]
-//	        [-sendmail PATH] [-sieve-bin PATH]
+//	        [-sendmail PATH] [-sieve-bin PATH] [-log FILE]
 //	        -d USER [EXTENSION [RECIPIENT [ARG...]]]
 //
 // Options (each also as --name, and as -name=value):
@@ -36,6 +36,9 @@
 //	                  replies. Default: /usr/sbin/sendmail.
 //	-sieve-bin PATH   the binary with the Sieve engine. Default: mapdrop-sieve
 //	                  in the directory of mapdrop's own executable.
+//	-log FILE         append the delivery's log line to FILE (created 0600)
+//	                  instead of syslog. Default: env MAPDROP_LOG_FILE, else
+//	                  syslog.
 //	-d USER           the recipient, "user@domain" (pipe(8)'s ${user}@${domain} or
 //	                  ${recipient}) or a local user name. -d ends the options:
 //	                  every argument after USER is an argument, even one that
@@ -100,9 +103,11 @@
 // mapdrop-sieve (same arguments, environment and stdin), which is this
 // agent plus the engine: see packages deliver (plan.go) and deliver/sieve.
 //
-// One log line per delivery goes to syslog (facility mail) when /dev/log
-// exists, or to the file named by env MAPDROP_LOG_FILE; never to stderr.
-// See package deliver/maillog.
+// One log line per delivery goes to the file named by -log FILE or env
+// MAPDROP_LOG_FILE (opened without blocking: a FIFO without a reader loses
+// the line, never holds the delivery), else to syslog (facility mail) when
+// /dev/log exists, else nowhere; never to stderr. See package
+// deliver/maillog.
 package main
 
 import "github.com/mapdrop/mapdrop/internal/agentcli"

@@ -90,7 +90,8 @@ func TestPrivilegedRefused(t *testing.T) {
 	run := func(bin, name string) (code int, stderr string, logs []string) {
 		t.Helper()
 		envLog := filepath.Join(logDir, name+".env")
-		cmd := exec.Command(bin, "-s", "unix:"+sock, "-d", "u1@some.domain")
+		optLog := filepath.Join(logDir, name+".opt")
+		cmd := exec.Command(bin, "-log", optLog, "-s", "unix:"+sock, "-d", "u1@some.domain")
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "MAPDROP_LOG_FILE=" + envLog, "MAPDROP_SERVER=unix:" + sock}
 		cmd.Stdin = strings.NewReader("Subject: x\n\nx\n")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
@@ -104,7 +105,7 @@ func TestPrivilegedRefused(t *testing.T) {
 		case err != nil:
 			t.Fatalf("%s: %v", name, err)
 		}
-		for _, p := range []string{envLog} {
+		for _, p := range []string{envLog, optLog} {
 			if _, err := os.Lstat(p); err == nil {
 				logs = append(logs, p)
 			}
@@ -115,7 +116,7 @@ func TestPrivilegedRefused(t *testing.T) {
 	// The control: unprivileged, it logs and asks the server.
 	code, stderr, logs := run(plain, "plain")
 	if code != 75 || conns.Load() == 0 || len(logs) != 1 {
-		t.Fatalf("unprivileged copy: exit %d, %d connections, logs %v, stderr %q; want 75, a connection and the log file", code, conns.Load(), logs, stderr)
+		t.Fatalf("unprivileged copy: exit %d, %d connections, logs %v, stderr %q; want 75, a connection and the -log file", code, conns.Load(), logs, stderr)
 	}
 	for what, bin := range copies {
 		before := conns.Load()

@@ -106,3 +106,28 @@ func TestNowhere(t *testing.T) {
 	nilLogger.Log(Entry{})
 	nilLogger.Close()
 }
+
+// TestFileFallsBackToSyslog: a log file that cannot be opened does not
+// lose the line when syslog is there.
+func TestFileFallsBackToSyslog(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer func(old string) { devLog = old }(devLog)
+	devLog = sock
+	l, err := OpenPath(filepath.Join(t.TempDir(), "missing-dir", "log"))
+	if err == nil || l.dest != syslog {
+		t.Fatalf("OpenPath(missing dir) = %+v, %v; want syslog and the open error", l, err)
+	}
+	l.Log(Entry{User: "u@d"})
+	l.Close()
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "user=u@d ") {
+		t.Errorf("syslog got %q, %v", buf[:n], err)
+	}
+}

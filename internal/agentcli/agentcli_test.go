@@ -61,3 +61,23 @@ func TestFromLocal(t *testing.T) {
 		}
 	}
 }
+
+func TestLogOption(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-log", "/a", "-d", "u"}, "/a"},
+		{[]string{"-s", "unix:/x", "--log=/b", "-quota-bounce", "-d", "u"}, "/b"},
+		{[]string{"-s", "-log", "-log", "/c", "-d", "u"}, "/c"}, // the first -log is -s's value
+		{[]string{"-log", "/a", "-log", "/d", "-d", "u"}, "/d"},
+		{[]string{"-d", "u", "-log", "/e"}, ""}, // an argument after -d
+		{[]string{"-x", "-log", "/f", "-d", "u"}, "/f"},
+		{[]string{"-log"}, ""},
+		{nil, ""},
+	} {
+		if got := logOption(c.args); got != c.want {
+			t.Errorf("logOption(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}
