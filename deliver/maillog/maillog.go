@@ -34,7 +34,9 @@
 //
 // from=<SENDER> (<> for the null sender) is there when the envelope
 // sender is known without reading the header: from -f, or from the mbox
-// "From " line local(8) puts before the message.
+// "From " line local(8) puts before the message. tmp-removed=N counts the
+// files older than 36 hours that killed deliveries had left in tmp/ and
+// this delivery removed; it appears only when N > 0.
 //
 // With a Sieve script, folder lists every stored copy (".Lists,INBOX") and
 // sieve="..." says what the script did (redirects, vacation, reject,
@@ -141,6 +143,9 @@ type Entry struct {
 	Folder     string // "INBOX", ".Work", "" when not reached; copies comma-separated
 	Sieve      string // the Sieve actions taken and script errors, "" without a script
 	Note       string // something the user or admin should know, "" for nothing
+	// TmpRemoved counts the files left in tmp/ by earlier deliveries
+	// that this one removed.
+	TmpRemoved int
 	Size       int64
 	Duration   time.Duration
 	Exit       int    // the process exit status
@@ -187,6 +192,9 @@ func (e Entry) Line() string {
 	}
 	if e.Note != "" {
 		kv("note", e.Note)
+	}
+	if e.TmpRemoved > 0 {
+		kv("tmp-removed", strconv.Itoa(e.TmpRemoved))
 	}
 	kv("size", strconv.FormatInt(e.Size, 10))
 	kv("duration", e.Duration.Round(time.Millisecond).String())
