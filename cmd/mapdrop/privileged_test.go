@@ -34,8 +34,16 @@ func TestPrivilegedRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sieveSrc, err := os.ReadFile(testkit.Build(t).MapdropSieve())
+	if err != nil {
+		t.Fatal(err)
+	}
 	install := func(name string, mode os.FileMode, caps string) string {
 		p := filepath.Join(dir, name)
+		src := src
+		if strings.HasPrefix(name, "mapdrop-sieve") {
+			src = sieveSrc
+		}
 		if err := os.WriteFile(p, src, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +65,8 @@ func TestPrivilegedRefused(t *testing.T) {
 		"setuid root": install("mapdrop-setuid", 0o755|os.ModeSetuid, ""),
 		"setgid root": install("mapdrop-setgid", 0o755|os.ModeSetgid, ""),
 		"setcap":      install("mapdrop-setcap", 0o755, "cap_dac_override,cap_chown+ep"),
+		// mapdrop-sieve shares the command line, and the check.
+		"mapdrop-sieve setuid root": install("mapdrop-sieve-setuid", 0o755|os.ModeSetuid, ""),
 	}
 
 	// The caller's own "lookup server": it counts connections and closes
