@@ -74,7 +74,8 @@
 //	    mailbox path, full disk, mailbox full (by default), read error on
 //	    stdin, an invalid MAPDROP_SERVER or MAPDROP_RECIPIENT_DELIMITER in
 //	    the environment (an administrator's mistake: the mail stays queued
-//	    until it is fixed), and anything not understood, including a crash
+//	    until it is fixed), a setuid, setgid or file-capability install,
+//	    and anything not understood, including a crash
 //	77  mailbox full, with -quota-bounce; a Sieve reject (the stderr line
 //	    is "mapdrop: " and the reason, which Postfix puts in the bounce)
 //
