@@ -89,6 +89,9 @@ type Agent struct {
 	// DryRun, when set, receives a description of what delivery would do,
 	// and nothing is written (see dryrun.go).
 	DryRun io.Writer
+	// Note is something the administrator should know about this
+	// delivery's command line or environment, logged as note=.
+	Note string
 
 	// fromLine is the sender of the message's mbox "From " line, when
 	// haveFromLine; set by Deliver.
@@ -100,7 +103,7 @@ type Agent struct {
 // with the address extension ext ("" for none).
 func (a *Agent) Deliver(ctx context.Context, user, ext string, msg io.Reader) error {
 	start := time.Now()
-	e := maillog.Entry{User: user}
+	e := maillog.Entry{User: user, Note: a.Note}
 	err := a.deliver(ctx, user, ext, msg, &e)
 	e.Duration = time.Since(start)
 	e.Exit = failure.ExitCode(err)
@@ -169,7 +172,7 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		return a.filtered(ctx, user, acct, box, folder, msg, e)
 	}
 	if sievepath.HasMailfilter(acct.Home) {
-		e.Note = "HOME/" + sievepath.Mailfilter + " is a maildrop filter, which mapdrop does not run; write it as Sieve in HOME/" + sievepath.UserScript
+		e.Note = joinNotes(e.Note, "HOME/"+sievepath.Mailfilter+" is a maildrop filter, which mapdrop does not run; write it as Sieve in HOME/"+sievepath.UserScript)
 	}
 
 	dl, err := folder.Create()
@@ -201,4 +204,12 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		maildirsize.Add(box.Root(), size, 1)
 	}
 	return nil
+}
+
+// joinNotes appends note b to note a.
+func joinNotes(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }

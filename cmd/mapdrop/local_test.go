@@ -113,6 +113,10 @@ func TestLocalExtension(t *testing.T) {
 			t.Errorf("folder %q holds %d messages, want %d", folder, got, n)
 		}
 	}
+	// Why the environment was not used is in the log line.
+	if l := w.log(); !strings.Contains(l, `note="local(8)'s EXTENSION=\"work\" ignored: LOCAL \"ext-work\" is not USER \"ext\", one of the -recipient-delimiter characters \"+\" and EXTENSION"`) {
+		t.Errorf("log lacks the note on the delimiter:\n%s", l)
+	}
 	// The same with "-" as the delimiter on both sides.
 	env := append(localEnv("ext", "work", "some.domain"), "LOCAL=ext-work", "RECIPIENT=ext-work@some.domain")
 	w.runOpts(runOpts{stdin: strings.NewReader("dash"), env: env}, "-s", w.sock, "-recipient-delimiter", "-", "-d", "ext@some.domain").want(t, 0, "")

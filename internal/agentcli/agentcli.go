@@ -100,6 +100,7 @@ type options struct {
 	after       []string
 	sendmail    string
 	sieveBin    string
+	note        string // for the log line
 }
 
 func usageErr(format string, args ...any) error {
@@ -216,12 +217,14 @@ func parse(args []string) (options, error) {
 	if len(rest) == 0 {
 		// Started by local(8) as "mapdrop -d ${USER}": the extension and
 		// the recipient are in the environment.
-		if ext, rcpt, ok := fromLocal(o.user, o.delimiters, os.Getenv); ok {
+		ext, rcpt, ok, ignored := fromLocal(o.user, o.delimiters, os.Getenv)
+		if ok {
 			o.ext = ext
 			if o.recipient == "" {
 				o.recipient = rcpt
 			}
 		}
+		o.note = ignored
 	}
 	return o, nil
 }
@@ -290,6 +293,7 @@ func run(args []string, stdin io.Reader, log *maillog.Logger, newFilter FilterFu
 		Sender:      o.sender,
 		HaveSender:  o.haveSender,
 		Sendmail:    o.sendmail,
+		Note:        o.note,
 	}
 	if o.dryRun {
 		agent.DryRun = os.Stdout

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -55,9 +56,14 @@ func TestFromLocal(t *testing.T) {
 		{"a login shell: USER only", "alice", "+", []string{"USER", "alice", "EXTENSION", "lists"}, "", "", false},
 		{"nothing", "alice", "+", nil, "", "", false},
 	} {
-		ext, rcpt, ok := fromLocal(c.user, c.delims, env(c.env...))
+		ext, rcpt, ok, ignored := fromLocal(c.user, c.delims, env(c.env...))
 		if ext != c.ext || rcpt != c.rcpt || ok != c.ok {
 			t.Errorf("%s: fromLocal = %q, %q, %v; want %q, %q, %v", c.name, ext, rcpt, ok, c.ext, c.rcpt, c.ok)
+		}
+		// Why an EXTENSION that was set is not used, for the log.
+		hasExt := env(c.env...)("EXTENSION") != ""
+		if wantWhy := !c.ok && hasExt; (ignored != "") != wantWhy || (wantWhy && !strings.HasPrefix(ignored, "local(8)'s EXTENSION=")) {
+			t.Errorf("%s: ignored = %q", c.name, ignored)
 		}
 	}
 }
