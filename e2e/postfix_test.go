@@ -38,6 +38,19 @@ func TestPostfix(t *testing.T) {
 		}
 	})
 
+	t.Run("chroot on as Debian ships it", func(t *testing.T) {
+		// The mail above went through smtpd, cleanup and trivial-rewrite
+		// running chrooted in the queue directory, proxymap outside it.
+		for _, p := range []string{"smtpd", "cleanup", "trivial-rewrite"} {
+			if !e.pf.Chrooted(t, p) {
+				t.Errorf("%s does not run chrooted", p)
+			}
+		}
+		if e.pf.Chrooted(t, "proxymap") {
+			t.Errorf("proxymap runs chrooted")
+		}
+	})
+
 	t.Run("virtual/alias to another mailbox", func(t *testing.T) {
 		const rcpt, target = "postmaster@some.domain", "user2@some.domain"
 		qid, body := e.accepted(t, rcpt, "alias")
@@ -192,7 +205,7 @@ func TestPostfix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(e.deliverAddr, "somefolder"))
+		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable("somefolder"))
 		testkit.Eventually(t, "a new mailbox_command.cdb", func() bool {
 			after, err := os.ReadFile(e.cdbPath())
 			return err == nil && string(after) != string(before) && strings.Contains(string(after), "somefolder")
@@ -208,8 +221,8 @@ func TestPostfix(t *testing.T) {
 		rcpt := localFwd + "@" + localDom
 		qid, body := e.accepted(t, rcpt, "forward")
 		_, line := e.outcome(t, qid, rcpt)
-		e.delivered(t, qid, rcpt, filepath.Join(e.homes, localFwd, "Maildir", ".fwd"), body)
-		if !strings.Contains(line, "delivered to command: "+e.mapdrop) {
+		e.delivered(t, qid, rcpt, filepath.Join(e.homes, localFwd, "Maildir"), body)
+		if !strings.Contains(line, "delivered to command: "+filepath.Join(e.binFwd, "mapdrop")) {
 			t.Errorf("not delivered by the .forward command: %s", line)
 		}
 	})
