@@ -44,6 +44,7 @@ type env struct {
 	uid            uint32 // pipeUser
 	gid            uint32
 	deliverAddr    string // where deliver listens, as mapdrop's -s
+	mapdropDir     string // mapdrop's directory in mailbox_command and pipe(8)
 	binMaps        string // mapdrop's directory in the mailbox_command table
 	binFwd         string // mapdrop's directory in ~/.forward
 	subst          readmeSubst
@@ -112,6 +113,7 @@ func newEnv(t *testing.T) *env {
 	// to command: DIR/mapdrop" tells which one ran: bins.Dir for
 	// mailbox_command and pipe(8), bin-maps for the mailbox_command table,
 	// bin-fwd for ~/.forward.
+	e.mapdropDir = bins.Dir
 	e.binMaps = filepath.Join(base, "bin-maps")
 	e.binFwd = filepath.Join(base, "bin-fwd")
 	for _, d := range []string{e.binMaps, e.binFwd} {

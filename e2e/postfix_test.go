@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
@@ -189,6 +191,63 @@ func TestPostfix(t *testing.T) {
 		uid, gid := owner(t, path)
 		if wantUID, wantGID := ids(t, localCmd); uid != wantUID || gid != wantGID {
 			t.Errorf("%s owned by %d:%d, want %s's %d:%d", path, uid, gid, localCmd, wantUID, wantGID)
+		}
+	})
+
+	// Issue 10 item 2: local(8) runs the README's commands with the
+	// extension in EXTENSION, and the message starts with an mbox "From "
+	// line. Each way files user+lists into .lists, stores no "From " line,
+	// and keeps local(8)'s Return-Path: the envelope sender (here not the
+	// header From:).
+	t.Run("local/extension, From line, Return-Path", func(t *testing.T) {
+		const envSender = "bounces+list@lists.example.org"
+		for _, c := range []struct{ user, bin string }{
+			{localCmd, filepath.Join(e.mapdropDir, "mapdrop")}, // mailbox_command
+			{localMap, filepath.Join(e.binMaps, "mapdrop")},    // mailbox_command_maps (cdb)
+			{localFwd, filepath.Join(e.binFwd, "mapdrop")},     // ~/.forward
+		} {
+			t.Run(c.user, func(t *testing.T) {
+				rcpt := c.user + "+lists@" + localDom
+				maildir := filepath.Join(e.homes, c.user, "Maildir")
+				body := fmt.Sprintf("marker local extension %s %d\nFrom here on a body line\n", c.user, time.Now().UnixNano())
+				r := e.pf.Send(t, envSender, rcpt, postfixtest.Message(sender, rcpt, "lists", body))
+				if r.Code != 250 || r.QueueID == "" {
+					t.Fatalf("sending to %s: %v", rcpt, r)
+				}
+				status, line := e.outcome(t, r.QueueID, rcpt)
+				if status != "sent" {
+					t.Fatalf("delivery to %s: %s", rcpt, line)
+				}
+				if !strings.Contains(line, "delivered to command: "+c.bin+" ") {
+					t.Errorf("not delivered by the command under test (%s): %s", c.bin, line)
+				}
+				inLists := findBody(t, filepath.Join(maildir, ".lists"), body)
+				inInbox := findBody(t, maildir, body)
+				if len(inLists) != 1 || len(inInbox) != 0 {
+					t.Errorf("%s: %d copies in .lists, %d in INBOX; want the extension from local(8)'s EXTENSION to pick .lists", rcpt, len(inLists), len(inInbox))
+				}
+				files := append(inLists, inInbox...)
+				if len(files) == 0 {
+					t.Fatalf("%s: the message is in neither .lists nor INBOX", rcpt)
+				}
+				msg, err := os.ReadFile(files[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(string(msg), "From ") {
+					first, _, _ := strings.Cut(string(msg), "\n")
+					t.Errorf("stored message starts with local(8)'s mbox line %q", first)
+				}
+				if got := header(msg, "Return-Path"); got != "<"+envSender+">" {
+					t.Errorf("Return-Path: %q, want the envelope sender <%s>", got, envSender)
+				}
+				if got := header(msg, "Delivered-To"); got != rcpt {
+					t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+				}
+				if !strings.HasSuffix(string(msg), "\n\n"+body) {
+					t.Errorf("body changed: %q", postfixtest.Body(msg))
+				}
+			})
 		}
 	})
 
