@@ -143,6 +143,16 @@ func TestStockChroot(t *testing.T) {
 	t.Run("proxy:socketmap:unix works", func(t *testing.T) {
 		works(t, mainCFLines(subst.apply(readmeBlock(t, "maps"))))
 	})
+	t.Run("default proxy_read_maps has the map parameters", func(t *testing.T) {
+		// The README says so; a map outside proxy_read_maps makes smtpd
+		// exit at start ("proxymap service is not configured for table").
+		def := defaultParam(t, "proxy_read_maps")
+		for _, p := range mapParams {
+			if !strings.Contains(" "+def+" ", " $"+p+" ") {
+				t.Errorf("postconf -d proxy_read_maps lacks $%s: %s", p, def)
+			}
+		}
+	})
 	t.Run("socketmap:inet works", func(t *testing.T) {
 		works(t, mainCFLines(subst.apply(readmeBlock(t, "maps-inet"))))
 	})

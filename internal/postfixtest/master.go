@@ -179,6 +179,9 @@ func (inst *Instance) Services(t testing.TB) []Service {
 // that this instance's master started all have the queue directory as
 // their root directory. It waits up to a minute for one to run and fails
 // the test when none does: the caller first makes Postfix use the program.
+// A daemon chroots right after it starts, so one just started may still
+// have "/" as its root: the answer is false only when some process still
+// is outside the queue directory after chrootGrace.
 func (inst *Instance) Chrooted(t testing.TB, program string) bool {
 	t.Helper()
 	want, err := filepath.EvalSymlinks(inst.QueueDir)
@@ -192,14 +195,24 @@ func (inst *Instance) Chrooted(t testing.TB, program string) bool {
 	}) {
 		t.Fatalf("postfixtest: no %s process of the master %d runs", program, inst.masterPID())
 	}
-	for _, r := range roots {
-		if r != want {
-			t.Logf("postfixtest: a %s process has root %s, not %s", program, r, want)
-			return false
+	var outside string
+	inside := testkit.Poll(chrootGrace, func() bool {
+		outside = ""
+		for _, r := range inst.processRoots(program) {
+			if r != want {
+				outside = r
+			}
 		}
+		return outside == ""
+	})
+	if !inside {
+		t.Logf("postfixtest: a %s process has root %s, not %s", program, outside, want)
 	}
-	return true
+	return inside
 }
+
+// chrootGrace bounds how long a daemon may run before it has chrooted.
+const chrootGrace = 3 * time.Second
 
 // processRoots returns the root directories of the master's children whose
 // comm is program.
