@@ -109,7 +109,13 @@ func TestPostfix(t *testing.T) {
 		const rcpt = "user3+work@someother.domain"
 		maildir := e.vmailMaildir("user3@someother.domain")
 		qid, body := e.accepted(t, rcpt, "pipe arguments")
-		e.delivered(t, qid, rcpt, filepath.Join(maildir, ".Work"), body)
+		_, msg := e.delivered(t, qid, rcpt, filepath.Join(maildir, ".Work"), body)
+		if got := header(msg, "Return-Path"); got != "<"+sender+">" {
+			t.Errorf("Return-Path: %q, want <%s>", got, sender)
+		}
+		if got := header(msg, "Delivered-To"); got != rcpt {
+			t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+		}
 		if !strings.Contains(e.pf.Log(), qid+": to=<"+rcpt+">, relay=mapdropx,") {
 			t.Errorf("delivery of %s did not go through the mapdropx transport", qid)
 		}
