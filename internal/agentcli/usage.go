@@ -17,12 +17,16 @@ import (
 // tab, as package flag prints its flags.
 const Help = `mapdrop - maildrop-compatible delivery agent for Postfix, with its users in mapdropd
 
-usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH] [-sendmail PATH] [-sieve-bin PATH] -d USER [EXTENSION [RECIPIENT [ARG...]]]
+usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH] [-sendmail PATH] [-sieve-bin PATH] [-log FILE] -d USER [EXTENSION [RECIPIENT [ARG...]]]
        mapdrop -h | -version
 
 mapdrop reads one message on standard input and writes it into the Maildir of USER, as the uid and gid that the userdb map of mapdropd names, with write, fsync, rename into new/ and fsync of new/. Each option may also be written --name and -name=value.
 
-The first argument after USER, when present and not empty, is the address extension (pipe(8)'s ${extension}): the message goes into the Maildir folder of that name when it exists. The second (${recipient}) is the original recipient for Sieve; further arguments (${user}, ${nexthop}, ...) are accepted and ignored. Without an extension argument, the extension comes from USER when USER is not in userdb but USER without its extension is: "-d user+work@dom" delivers to user@dom's folder "work".
+The first argument after USER, when present and not empty, is the address extension (pipe(8)'s ${extension}): the message goes into the Maildir folder of that name when it exists. The second (${recipient}) is the original recipient for Sieve; further arguments (${user}, ${nexthop}, ...) are accepted and ignored. Without any argument after USER, when local(8) runs mapdrop (mailbox_command, mailbox_command_maps, .forward), the extension is local(8)'s EXTENSION and Sieve's recipient its RECIPIENT, provided USER, LOCAL and RECIPIENT describe the -d user: "mailbox_command = mapdrop -d ${USER}" files user+lists into ".lists". Otherwise the extension comes from USER when USER is not in userdb but USER without its extension is: "-d user+work@dom" delivers to user@dom's folder "work".
+
+A first line "From SENDER  DATE", which local(8) puts before the message, is not stored; SENDER is the envelope sender when neither -f nor a Return-Path: field gives one.
+
+mapdrop refuses to run with privileges its caller lacks (setuid, setgid, file capabilities): it exits 75 before reading anything. Postfix runs it as the mailbox owner instead: pipe(8) with user=, local(8) as the recipient.
 
 When a Sieve script applies (the user's, or one of -sieve-before/-sieve-after), mapdrop execs mapdrop-sieve, the same agent with the Sieve engine, with the same arguments; without one it never loads the engine.
 
@@ -51,6 +55,8 @@ flags:
     	the sendmail command for Sieve redirects and vacation replies (default /usr/sbin/sendmail)
   -sieve-bin PATH
     	the binary with the Sieve engine (default: mapdrop-sieve in the directory of mapdrop's own executable)
+  -log FILE
+    	append the delivery's log line to FILE, created mode 0600 and opened without blocking, instead of syslog (default: env MAPDROP_LOG_FILE, else syslog, facility mail, when /dev/log exists, else nowhere; never standard error)
   -d USER
     	the recipient, user@domain (pipe(8)'s ${user}@${domain} or ${recipient}) or a local user name; -d ends the options, every argument after USER is an argument even when it starts with "-"
   -h	print this help and exit 0
@@ -63,14 +69,14 @@ environment:
   MAPDROP_RECIPIENT_DELIMITER
     	the recipient delimiter when -recipient-delimiter is not given
   MAPDROP_LOG_FILE
-    	where the one log line per delivery goes when there is no syslog socket /dev/log (it goes to syslog, facility mail, when there is; never to standard error)
+    	the file for the delivery's log line when -log is not given
 
 exit status:
   0	delivered: written, fsynced, renamed into new/, new/ fsynced
   64	usage: a bad command line (missing -d, unknown option, bad -s or -recipient-delimiter)
   67	the user is in neither userdb nor, for a name without "@", the passwd database
   73	the mailbox cannot be created: a file is where the home or a directory of the Maildir belongs (a missing home is created)
-  75	temporary, Postfix retries: lookup server unreachable, slow, TEMP or PERM reply, invalid userdb entry, uid or gid 0, symlink in the mailbox path, full disk, mailbox full (by default), read error on standard input, a bad MAPDROP_SERVER or MAPDROP_RECIPIENT_DELIMITER, a crash
+  75	temporary, Postfix retries: lookup server unreachable, slow, TEMP or PERM reply, invalid userdb entry, uid or gid 0, symlink in the mailbox path, full disk, mailbox full (by default), read error on standard input, a bad MAPDROP_SERVER or MAPDROP_RECIPIENT_DELIMITER, a setuid, setgid or file-capability install, a crash
   77	mailbox full with -quota-bounce, or a Sieve reject; Postfix bounces the message
 
 Exactly one line "mapdrop: REASON" goes to standard error on failure; Postfix quotes it in the bounce or defer reason.

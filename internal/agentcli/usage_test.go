@@ -74,8 +74,10 @@ func TestHelpOrVersion(t *testing.T) {
 	}
 }
 
-// parseOptions returns the option names in the case labels of the
-// "switch name" statements of func parse in agentcli.go.
+// parseOptions returns the option names func parse in agentcli.go knows:
+// the string case labels of its "switch name" statements, the strings it
+// compares name with (case name == "n"), and the keys of the map
+// valueOption.
 func parseOptions(t *testing.T) []string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), "agentcli.go", nil, 0)
@@ -84,12 +86,45 @@ func parseOptions(t *testing.T) []string {
 	}
 	seen := map[string]bool{}
 	var names []string
+	add := func(e ast.Expr) {
+		if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			if v, err := strconv.Unquote(lit.Value); err == nil && !seen[v] {
+				seen[v] = true
+				names = append(names, v)
+			}
+		}
+	}
+	for _, d := range f.Decls {
+		if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.VAR {
+			for _, sp := range gd.Specs {
+				vs := sp.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if n.Name != "valueOption" || i >= len(vs.Values) {
+						continue
+					}
+					if cl, ok := vs.Values[i].(*ast.CompositeLit); ok {
+						for _, el := range cl.Elts {
+							if kv, ok := el.(*ast.KeyValueExpr); ok {
+								add(kv.Key)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.FuncDecl)
 		if !ok || fd.Name.Name != "parse" {
 			continue
 		}
 		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			if be, ok := n.(*ast.BinaryExpr); ok && be.Op == token.EQL {
+				if id, ok := be.X.(*ast.Ident); ok && id.Name == "name" {
+					add(be.Y)
+				}
+				return true
+			}
 			sw, ok := n.(*ast.SwitchStmt)
 			if !ok {
 				return true
@@ -99,12 +134,7 @@ func parseOptions(t *testing.T) []string {
 			}
 			for _, st := range sw.Body.List {
 				for _, e := range st.(*ast.CaseClause).List {
-					if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						if v, err := strconv.Unquote(lit.Value); err == nil && !seen[v] {
-							seen[v] = true
-							names = append(names, v)
-						}
-					}
+					add(e)
 				}
 			}
 			return true
