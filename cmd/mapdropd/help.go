@@ -22,7 +22,7 @@ usage: mapdropd COMMAND [flag]... [ARG]...
 
 mapdropd serves Postfix lookup tables over Postfix's socketmap and tcp_table protocols, from plain text files in the format postmap(1) reads: every regular file in the tables directory is a map named after the file. The directory is watched and a changed file is loaded again once its writer has closed it; a file that does not load leaves the previous table serving, and so does one that looks cut short or emptied (it would drop more than half of the map's entries, or all of them) until the administrator confirms it with mapdropd confirm FILE. Keys are case-folded. Address maps (names with alias, mailbox, canonical, recipient, sender, relocated or transport, except *_domains and mailbox_command) are looked up in Postfix's own order, user+ext@domain, user@domain, @domain, because Postfix asks a server only for the full address; every other map by exact key.
 
-Postfix asks it with socketmap:unix:/run/mapdrop/mapdropd.sock:MAP or tcp:HOST:PORT; the delivery agent mapdrop(8) looks up its userdb map the same way. For the maps Postfix refuses to read from a server (mailbox_command_maps), serve -export writes cdb snapshots.
+Postfix asks it with proxy:socketmap:unix:/run/mapdrop/mapdropd.sock:MAP (through proxymap(8), because Debian's master.cf runs smtpd, cleanup and trivial-rewrite chrooted, where the socket does not exist), socketmap:inet:HOST:PORT:MAP or tcp:HOST:PORT; the delivery agent mapdrop(8) looks up its userdb map over the socket directly. For the maps Postfix refuses to read from a server (mailbox_command_maps), serve -export writes cdb snapshots.
 `
 	helpTail = `
 exit status:
@@ -50,6 +50,7 @@ files:
 see also:
   mapdrop(8)
   postmap(1)
+  proxymap(8)
   postconf(5)
   socketmap_table(5)
   tcp_table(5)
