@@ -129,7 +129,7 @@ func serve(args []string) int {
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)
 	cfg.StateDir = *stateDir
-	statusChanged := statusOnResult(&cfg)
+	status := statusOnResult(&cfg)
 	if *exportDir != "" {
 		if fi, err := os.Stat(*exportDir); err != nil || !fi.IsDir() {
 			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
@@ -211,16 +211,16 @@ func serve(args []string) int {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 	}
-	drain(statusChanged)
-	status := statusText(rl)
-	notifyErr(notify.Ready(status))
+	drain(status.changed)
+	statusLine := status.text(rl)
+	notifyErr(notify.Ready(statusLine))
 	for {
 		select {
-		case <-statusChanged:
+		case <-status.changed:
 			// A reload by the watcher: say so when the summary changed.
-			if s := statusText(rl); s != status {
-				status = s
-				notifyErr(notify.Status(status))
+			if s := status.text(rl); s != statusLine {
+				statusLine = s
+				notifyErr(notify.Status(statusLine))
 			}
 		case err := <-watchDone:
 			// The watcher only stops on its own when it cannot watch any more;
@@ -234,9 +234,9 @@ func serve(args []string) int {
 				if err := rl.LoadAll(); err != nil {
 					log.Error("reload: some tables kept their previous version", "err", err)
 				}
-				drain(statusChanged)
-				status = statusText(rl)
-				notifyErr(notify.Ready(status))
+				drain(status.changed)
+				statusLine = status.text(rl)
+				notifyErr(notify.Ready(statusLine))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/systemd"
@@ -47,33 +49,64 @@ func servePassed(srv *server.Server, log *slog.Logger) (int, error) {
 	return len(socks), nil
 }
 
-// statusText is the one-line summary for systemd's STATUS=.
-func statusText(rl *reload.Reloader) string {
-	st := rl.Status()
-	s := fmt.Sprintf("serving %d maps, %d entries", st.Maps, st.Entries)
-	if len(st.Failing) == 0 {
-		return s + ", no errors"
-	}
-	return s + fmt.Sprintf(", %d failing to load: %s", len(st.Failing), strings.Join(st.Failing, " "))
+// statusHook follows the reloader's results for systemd's STATUS=: it
+// signals changed after every load attempt (from the watcher, SIGHUP or
+// startup), so that serve refreshes STATUS= after reloads systemd did not
+// ask for, and remembers which maps have a load held back for the admin's
+// confirmation.
+type statusHook struct {
+	changed chan struct{}
+	mu      sync.Mutex
+	held    map[string]bool
 }
 
-// statusOnResult makes cfg's OnResult (which the reloader calls after
-// every attempt to load a map, from the watcher, SIGHUP or startup) also
-// signal the returned channel, so that serve refreshes STATUS= after
-// reloads that systemd did not ask for.
-func statusOnResult(cfg *reload.Config) <-chan struct{} {
-	changed := make(chan struct{}, 1)
+// statusOnResult hooks a statusHook into cfg's OnResult, after what was
+// there.
+func statusOnResult(cfg *reload.Config) *statusHook {
+	h := &statusHook{changed: make(chan struct{}, 1), held: map[string]bool{}}
 	next := cfg.OnResult
 	cfg.OnResult = func(name string, entries int, err error) {
 		if next != nil {
 			next(name, entries, err)
 		}
+		var hb *reload.HeldBack
+		h.mu.Lock()
+		h.held[name] = errors.As(err, &hb)
+		h.mu.Unlock()
 		select {
-		case changed <- struct{}{}:
+		case h.changed <- struct{}{}:
 		default:
 		}
 	}
-	return changed
+	return h
+}
+
+// text is the one-line summary for STATUS=: maps and entries served, then
+// the maps whose newest file is held back (waiting for mapdropd confirm)
+// and those whose file failed to load.
+func (h *statusHook) text(rl *reload.Reloader) string {
+	st := rl.Status()
+	s := fmt.Sprintf("serving %d maps, %d entries", st.Maps, st.Entries)
+	var held, failing []string
+	h.mu.Lock()
+	for _, name := range st.Failing {
+		if h.held[name] {
+			held = append(held, name)
+		} else {
+			failing = append(failing, name)
+		}
+	}
+	h.mu.Unlock()
+	if len(held) == 0 && len(failing) == 0 {
+		return s + ", no errors"
+	}
+	if len(held) > 0 {
+		s += fmt.Sprintf(", %d held back (mapdropd confirm): %s", len(held), strings.Join(held, " "))
+	}
+	if len(failing) > 0 {
+		s += fmt.Sprintf(", %d failing to load: %s", len(failing), strings.Join(failing, " "))
+	}
+	return s
 }
 
 // drain empties a signal channel.
