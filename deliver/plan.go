@@ -107,7 +107,8 @@ func (a *Agent) filtered(ctx context.Context, user string, acct account.Account,
 		return failure.Wrap(failure.Temporary, err, "%s: reading the message back", user)
 	}
 	from, to := a.envelope(user, h)
-	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: f, Size: size})
+	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: f, Size: size,
+		MailboxExists: func(mb string) bool { return mailboxExists(box, mb) }})
 	for _, er := range plan.Errors {
 		acts = append(acts, "error="+er)
 	}
@@ -223,6 +224,21 @@ func (a *Agent) filtered(ctx context.Context, user string, acct account.Account,
 		maildirsize.Add(box.Root(), n*size, n)
 	}
 	return nil
+}
+
+// mailboxExists reports whether the IMAP mailbox exists in box: INBOX, or
+// a folder that resolveStore would find without creating it.
+func mailboxExists(box *maildir.Dir, mailbox string) bool {
+	name, inbox, err := maildir.MailboxDir(mailbox)
+	if err != nil || inbox {
+		return inbox
+	}
+	sub, found, err := box.Sub(name, false)
+	if err != nil || !found {
+		return false
+	}
+	sub.Close()
+	return true
 }
 
 // resolveStore finds the folder for one store (see the steps above).

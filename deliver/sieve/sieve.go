@@ -68,6 +68,9 @@ import (
 type Options struct {
 	MaxScriptSize int64         // bytes; default 1 MiB
 	Timeout       time.Duration // run time of all scripts; default 10 s
+	// MailboxExists answers the mailboxexists test; nil means that no
+	// mailbox but INBOX exists.
+	MailboxExists func(mailbox string) bool
 }
 
 const (
@@ -339,6 +342,7 @@ func (e *envelope) AuthUsername() string { return "" }
 
 // runState collects the plan while one script runs.
 type runState struct {
+	exists     func(string) bool
 	script     *Script
 	env        *envelope
 	stores     []action.Store
@@ -350,6 +354,14 @@ type runState struct {
 	saved      []string
 	nMailboxes int
 	nRedirects int
+}
+
+// MailboxExists implements interp.MailboxChecker (mailboxexists).
+func (st *runState) MailboxExists(_ context.Context, mailbox string) (bool, error) {
+	if strings.EqualFold(mailbox, "INBOX") {
+		return true, nil
+	}
+	return st.exists != nil && st.exists(mailbox), nil
 }
 
 func (st *runState) RedirectAllowed(_ context.Context, d *interp.RuntimeData, addr string) (bool, error) {
@@ -437,7 +449,7 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 	implicit, explicitKeep := true, false
 	var lastFlags []string
 	for _, s := range scripts {
-		st := &runState{script: s, env: e}
+		st := &runState{script: s, env: e, exists: o.MailboxExists}
 		d := interp.NewRuntimeData(s.s, st, e, pm)
 		if ctx.Err() != nil {
 			return fallback(s.path + ": run time limit exceeded")
@@ -583,7 +595,9 @@ func (f Filter) Plan(ctx context.Context, in action.Input) action.Plan {
 		}
 		scripts = append(scripts, s)
 	}
-	plan := Run(ctx, scripts, Envelope{From: in.From, To: in.To}, Message{R: in.Msg, Size: in.Size}, f.Delimiters, f.Options)
+	o := f.Options
+	o.MailboxExists = in.MailboxExists
+	plan := Run(ctx, scripts, Envelope{From: in.From, To: in.To}, Message{R: in.Msg, Size: in.Size}, f.Delimiters, o)
 	plan.Scripts = paths
 	return plan
 }

@@ -192,3 +192,21 @@ func TestSeparator(t *testing.T) {
 		t.Errorf("detail with '-' delimiter: %s %v", stores(p), p.Errors)
 	}
 }
+
+// mailboxexists asks Options.MailboxExists; without it only INBOX exists.
+func TestMailboxExists(t *testing.T) {
+	src := `require ["mailbox","fileinto"]; if mailboxexists ["Work", "inbox"] { fileinto "Work"; } else { discard; }`
+	s, err := Load("test.sieve", strings.NewReader(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Message{R: strings.NewReader(msg1), Size: int64(len(msg1))}
+	var asked []string
+	o := Options{MailboxExists: func(mb string) bool { asked = append(asked, mb); return mb == "Work" }}
+	if got := stores(Run(context.Background(), []*Script{s}, env1, m, "+", o)); got != "Work" || !reflect.DeepEqual(asked, []string{"Work"}) {
+		t.Errorf("with Work: stores %q, asked %q", got, asked)
+	}
+	if p := Run(context.Background(), []*Script{s}, env1, m, "+", Options{}); !p.Discarded {
+		t.Errorf("without a checker: %+v", p)
+	}
+}

@@ -1,0 +1,340 @@
+package main
+
+// The differential test: every case's script runs on the same message and
+// envelope through mapdrop (which execs this command) and through Dovecot's
+// dovecot-lda with Pigeonhole, each into a fresh home; then Dovecot's
+// doveadm, a reader nobody here wrote, reads both Maildirs. Where a
+// message lands (the mailbox as IMAP names it) and its flags, what was
+// submitted through sendmail (redirects, vacation replies) and whether the
+// message was rejected must agree, except in the differences each case
+// names (README, "Sieve: differences from Pigeonhole").
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/roottest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const (
+	ldaPath      = "/usr/lib/dovecot/dovecot-lda"
+	doveadmPath  = "/usr/bin/doveadm"
+	sievePlugin  = "/usr/lib/dovecot/modules/lib90_sieve_plugin.so"
+	nobodyID     = 65534
+	phDomain     = "ph.example"
+	phSender     = "alice@example.net"
+	phRecipient  = "bob@example.org"
+	phMessageFmt = "Return-Path: <alice@example.net>\n" +
+		"From: Alice <alice@example.net>\n" +
+		"To: Bob <bob@example.org>\n" +
+		"Subject: %s\n" +
+		"Message-ID: <%s@example.net>\n" +
+		"Date: Mon, 1 Jan 2024 00:00:00 +0000\n" +
+		"%s" + // extra header fields
+		"\n" +
+		"%s" // body
+)
+
+// requireDovecot stops the test unless dovecot-lda with Pigeonhole and
+// doveadm are installed: it fails when CI=true or
+// MAPDROP_REQUIRE_POSTFIX=1 (scripts/test installs them), skips otherwise.
+func requireDovecot(t *testing.T) {
+	t.Helper()
+	roottest.Require(t)
+	for _, p := range []string{ldaPath, doveadmPath, sievePlugin} {
+		if _, err := os.Stat(p); err != nil {
+			if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_POSTFIX") == "1" {
+				t.Fatalf("dovecot-core and dovecot-sieve are needed: %v", err)
+			}
+			t.Skipf("dovecot-core and dovecot-sieve are needed: %v", err)
+		}
+	}
+}
+
+// phCase is one script, message and envelope. want is where mapdrop puts
+// the message; Pigeonhole must agree unless ph names its own outcome (a
+// documented difference).
+type phCase struct {
+	name    string
+	script  string
+	subject string
+	headers string   // extra header fields, each ending in "\n"
+	body    string   // default "hello\n"
+	to      string   // envelope recipient; default phRecipient
+	from    string   // envelope sender; default phSender, "<>" for none
+	folders []string // Maildir++ folders made beforehand, e.g. ".Work"
+	want    string   // mapdrop's outcome (see outcome)
+	ph      string   // Pigeonhole's, when it differs
+	log     string   // text mapdrop's log line must contain
+}
+
+// phWorld is the shared setup: mapdropd with one userdb entry per case,
+// the sendmail recorder, the Dovecot configuration.
+type phWorld struct {
+	base    string
+	sock    string
+	logFile string
+	bins    testkit.Binaries
+}
+
+func (w *phWorld) home(side, name string) string {
+	return filepath.Join(w.base, side, name)
+}
+
+func mkdirNobody(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		var made []string
+		for p := d; ; p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+			made = append(made, p)
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range made {
+			if err := os.Chown(p, nobodyID, nobodyID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func writeNobody(t *testing.T, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, nobodyID, nobodyID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is a sendmail that stores its arguments and input in
+// HOME/sent/ (one file per submission), then exits 0. Each home has its
+// own, since dovecot-lda clears the environment.
+const recorder = `#!/bin/sh
+f=$(mktemp "HOME/sent/m.XXXXXX") || exit 75
+{ printf 'ARGS: %s\n' "$*"; cat; } > "$f"
+`
+
+const dovecotConf = `base_dir = BASE/dovecot-run
+log_path = BASE/lda.log
+mail_location = maildir:~/Maildir
+mail_fsync = always
+protocol lda {
+  mail_plugins = sieve
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
+`
+
+func newPHWorld(t *testing.T, cases []phCase) *phWorld {
+	w := &phWorld{base: roottest.TempDir(t), bins: testkit.Build(t)}
+	w.sock = "unix:" + filepath.Join(w.base, "mapdropd.sock")
+	w.logFile = filepath.Join(w.base, "maillog")
+	writeNobody(t, w.logFile, "", 0o644)
+	mkdirNobody(t, filepath.Join(w.base, "dovecot-run"))
+	writeNobody(t, filepath.Join(w.base, "lda.log"), "", 0o644)
+	if err := os.WriteFile(filepath.Join(w.base, "dovecot.conf"), []byte(strings.ReplaceAll(dovecotConf, "BASE", w.base)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tables := filepath.Join(w.base, "tables")
+	mkdirNobody(t, tables, filepath.Join(w.base, "mapdrop"), filepath.Join(w.base, "pigeonhole"))
+	var userdb strings.Builder
+	for i := range cases {
+		fmt.Fprintf(&userdb, "c%d@%s uid=%d|gid=%d|home=%s\n", i, phDomain, nobodyID, nobodyID, w.home("mapdrop", fmt.Sprint("c", i)))
+	}
+	if err := os.WriteFile(filepath.Join(tables, "userdb"), []byte(userdb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testkit.StartMapdropd(t, testkit.MapdropdConfig{
+		Bin:       w.bins.Mapdropd(),
+		Args:      []string{"-tables", tables, "-socketmap", w.sock, "-socket-mode", "0666"},
+		ProbeAddr: w.sock, ProbeMap: "userdb", ProbeKey: "c0@" + phDomain,
+	})
+	return w
+}
+
+// prepare makes a home with the script, the Maildir and its folders.
+func (w *phWorld) prepare(t *testing.T, side string, i int, c phCase) string {
+	h := w.home(side, fmt.Sprint("c", i))
+	md := filepath.Join(h, "Maildir")
+	mkdirNobody(t, h, filepath.Join(h, "sent"))
+	for _, f := range append([]string{""}, c.folders...) {
+		for _, s := range []string{"cur", "new", "tmp"} {
+			mkdirNobody(t, filepath.Join(md, f, s))
+		}
+	}
+	writeNobody(t, filepath.Join(h, ".dovecot.sieve"), c.script, 0o600)
+	writeNobody(t, filepath.Join(h, "sendmail"), strings.ReplaceAll(recorder, "HOME", h), 0o755)
+	return h
+}
+
+// runAs runs argv as nobody with the environment env and stdin, and
+// returns the exit status and stderr.
+func runAs(t *testing.T, stdin string, env []string, argv ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = env
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatalf("%v: %v", argv, err)
+	}
+	return 0, stderr.String()
+}
+
+func userEnv(home string, extra ...string) []string {
+	return append([]string{"PATH=/usr/bin:/bin", "HOME=" + home, "USER=nobody", "LOGNAME=nobody"}, extra...)
+}
+
+// outcome describes where the message in home went, as doveadm reads the
+// Maildir and as the recorder saw submissions: sorted words "MAILBOX" or
+// "MAILBOX:FLAG,FLAG" per stored copy (\Recent dropped), "redirect:ADDR",
+// "vacation:ADDR", "reject" (mapdrop: exit 77; Pigeonhole: a rejection
+// message to the sender); "none" when nothing at all happened.
+func (w *phWorld) outcome(t *testing.T, home string, code int) string {
+	t.Helper()
+	var words []string
+	if code == 77 {
+		words = append(words, "reject")
+	}
+	cmd := exec.Command(doveadmPath, "-c", filepath.Join(w.base, "dovecot.conf"), "fetch", "mailbox flags", "all")
+	cmd.Env = userEnv(home)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("doveadm fetch in %s: %v\n%s", home, err, out)
+	}
+	var mbox string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "mailbox: "); ok {
+			mbox = v
+		} else if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			var fl []string
+			for _, f := range strings.Fields(v) {
+				if f != `\Recent` {
+					fl = append(fl, f)
+				}
+			}
+			sort.Strings(fl)
+			word := mbox
+			if len(fl) > 0 {
+				word += ":" + strings.Join(fl, ",")
+			}
+			words = append(words, word)
+		}
+	}
+	sent, _ := filepath.Glob(filepath.Join(home, "sent", "m.*"))
+	for _, p := range sent {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, msg, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(args)
+		rcpt := f[len(f)-1]
+		switch {
+		case strings.Contains(msg, "disposition-notification"):
+			words = append(words, "reject")
+		case strings.Contains(strings.ToLower(msg), "auto-submitted: auto-replied"):
+			words = append(words, "vacation:"+rcpt)
+		default:
+			words = append(words, "redirect:"+rcpt)
+		}
+	}
+	sort.Strings(words)
+	if len(words) == 0 {
+		return "none"
+	}
+	return strings.Join(words, " ")
+}
+
+func (c phCase) message(i int) string {
+	body := c.body
+	if body == "" {
+		body = "hello\n"
+	}
+	subj := c.subject
+	if subj == "" {
+		subj = "case " + c.name
+	}
+	return fmt.Sprintf(phMessageFmt, subj, fmt.Sprint("c", i), c.headers, body)
+}
+
+func TestPigeonholeDifferential(t *testing.T) {
+	requireDovecot(t)
+	cases := phCases
+	w := newPHWorld(t, cases)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			to, from := c.to, c.from
+			if to == "" {
+				to = phRecipient
+			}
+			if from == "" {
+				from = phSender
+			}
+			msg := c.message(i)
+
+			mh := w.prepare(t, "mapdrop", i, c)
+			before, _ := os.ReadFile(w.logFile)
+			code, stderr := runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile),
+				w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail"),
+				"-f", strings.Trim(from, "<>"), "-a", to, "-d", fmt.Sprintf("c%d@%s", i, phDomain))
+			after, _ := os.ReadFile(w.logFile)
+			logLine := string(after[len(before):])
+			if code != 0 && code != 77 {
+				t.Fatalf("mapdrop exit %d: %s\nlog: %s", code, stderr, logLine)
+			}
+			got := w.outcome(t, mh, code)
+
+			ph := w.prepare(t, "pigeonhole", i, c)
+			pcode, pstderr := runAs(t, msg, userEnv(ph), ldaPath, "-c", filepath.Join(w.base, "dovecot.conf"),
+				"-o", "sendmail_path="+filepath.Join(ph, "sendmail"),
+				"-f", strings.Trim(from, "<>"), "-a", to)
+			if pcode != 0 {
+				lda, _ := os.ReadFile(filepath.Join(w.base, "lda.log"))
+				t.Fatalf("dovecot-lda exit %d: %s\n%s", pcode, pstderr, lda)
+			}
+			pgot := w.outcome(t, ph, pcode)
+
+			wantPH := c.want
+			if c.ph != "" {
+				wantPH = c.ph
+			}
+			if got != c.want {
+				t.Errorf("mapdrop: %s, want %s (Pigeonhole: %s)\nlog: %s", got, c.want, pgot, logLine)
+			}
+			if pgot != wantPH {
+				t.Errorf("Pigeonhole: %s, want %s (mapdrop: %s)", pgot, wantPH, got)
+			}
+			if c.log != "" && !strings.Contains(logLine, c.log) {
+				t.Errorf("mapdrop's log %q lacks %q", logLine, c.log)
+			}
+		})
+	}
+}
