@@ -293,11 +293,10 @@ func TestSieve(t *testing.T) {
 		}
 	})
 	t.Run("vacation once per sender", func(t *testing.T) {
-		for i := range 2 {
+		for range 2 {
 			qid, m := e.sendFrom(t, "user1@some.domain", u3, "vacation", "")
 			sent(qid, u3)
 			waitCopies(t, e, md3, m, 1)
-			_ = i
 		}
 		if n := len(repliesIn(t, e, md1, "Subject: away")); n != 1 {
 			t.Errorf("user1 got %d vacation replies, want 1", n)
