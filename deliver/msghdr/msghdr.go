@@ -80,13 +80,14 @@ func Read(r io.ReaderAt, size int64) (*Header, error) {
 // Values returns the raw values of the field name (any case), folding kept.
 func (h *Header) Values(name string) []string { return h.fields[strings.ToLower(name)] }
 
-// Get returns the first value of the field, unfolded, "" when absent.
+// Get returns the first value of the field, unfolded (every CR and LF
+// removed), "" when absent.
 func (h *Header) Get(name string) string {
 	v := h.Values(name)
 	if len(v) == 0 {
 		return ""
 	}
-	return strings.NewReplacer("\r\n", "", "\n", "").Replace(v[0])
+	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v[0])
 }
 
 // Has reports whether the field is present.
