@@ -60,6 +60,18 @@ var phCases = []phCase{
 	{name: "envelope to domain", script: `require "envelope"; if envelope :domain "to" "example.org" { discard; }`, want: "none"},
 	{name: "envelope detail variable", script: `require ["envelope","subaddress","variables","fileinto","mailbox"]; if envelope :matches :detail "to" "*" { fileinto :create "${1}"; }`, to: "bob+lists@example.org", want: "lists"},
 
+	// The README's maildrop recipes (section "Coming from maildrop").
+	{name: "recipe extension folder", script: `require ["envelope","subaddress","fileinto","mailbox","variables"];
+if envelope :detail :matches "to" "?*" { fileinto :create "${0}"; }`, to: "bob+news@example.org", want: "news"},
+	{name: "recipe extension folder none", script: `require ["envelope","subaddress","fileinto","mailbox","variables"];
+if envelope :detail :matches "to" "?*" { fileinto :create "${0}"; }`, want: "INBOX"},
+	{name: "recipe subject to folder", script: `require "fileinto";
+if header :contains "subject" "[golang]" { fileinto "Lists.Go"; stop; }`, subject: "[golang] news", folders: []string{".Lists", ".Lists.Go"}, want: "Lists.Go"},
+	{name: "recipe cc", script: `require "copy"; redirect :copy "carol@example.com";`, want: "INBOX redirect:carol@example.com"},
+	{name: "recipe dev null", script: `if address :domain "from" "example.net" { discard; stop; }`, want: "none"},
+	{name: "recipe user", script: `require ["envelope","subaddress","fileinto","mailbox","variables"];
+if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: "bob+x@example.org", want: "for-bob+x"},
+
 	// imap4flags.
 	{name: "addflag keep", script: `require "imap4flags"; addflag "\\Seen"; keep;`, want: `INBOX:\Seen`},
 	{name: "flags implicit keep", script: `require "imap4flags"; addflag ["\\Flagged","\\Answered"];`, want: `INBOX:\Answered,\Flagged`},
