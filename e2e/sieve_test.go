@@ -310,6 +310,23 @@ func TestSieve(t *testing.T) {
 			t.Errorf("list sender user2 got %d vacation replies, want 0", n)
 		}
 	})
+	t.Run("indirect path: local(8) and a system account", func(t *testing.T) {
+		// localCmd is not in userdb: mapdrop delivers it as the passwd
+		// account, run by local(8)'s mailbox_command.
+		uid, gid := postfixtest.EnsureUser(t, localCmd)
+		home := filepath.Join(e.homes, localCmd)
+		p := filepath.Join(home, ".dovecot.sieve")
+		writeFile(t, p, `require ["fileinto","mailbox","imap4flags"];
+if header :is "subject" "local" { fileinto :create :flags "\\Seen" "ViaLocal"; }`)
+		os.Chown(p, int(uid), int(gid))
+		defer os.Remove(p)
+		rcpt := localCmd + "@" + localDom
+		qid, m := e.sendFrom(t, sender, rcpt, "local", "")
+		sent(qid, rcpt)
+		if got := goMaildirHas(t, filepath.Join(home, "Maildir", ".ViaLocal"), m); len(got) != 1 || got[0] != "S" {
+			t.Errorf(".ViaLocal: %q", got)
+		}
+	})
 	t.Run("broken script to INBOX", func(t *testing.T) {
 		home2 := filepath.Join(e.vmail, "some.domain/user2")
 		p := filepath.Join(home2, ".dovecot.sieve")
