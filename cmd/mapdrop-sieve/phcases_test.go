@@ -111,6 +111,22 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "vacation owner-", script: `require "vacation"; vacation "I am away.";`, from: "owner-list@example.net", want: "INBOX"},
 	{name: "vacation and fileinto", script: `require ["vacation","fileinto"]; vacation "away"; fileinto "Work";`, folders: []string{".Work"}, want: "Work vacation:alice@example.net"},
 
+	// An administrator's script before the user's (sieve_before).
+	{name: "before files, user too", before: `require "fileinto"; if exists "x-spam-flag" { fileinto "Junk"; }`,
+		script: `require "fileinto"; fileinto "Work";`, headers: "X-Spam-Flag: YES\n", folders: []string{".Junk", ".Work"}, want: "Junk"},
+	{name: "before files and stops", before: `require "fileinto"; if exists "x-spam-flag" { fileinto "Junk"; stop; }`,
+		script: `require "fileinto"; fileinto "Work";`, headers: "X-Spam-Flag: YES\n", folders: []string{".Junk", ".Work"}, want: "Junk"},
+	{name: "before no match", before: `require "fileinto"; if exists "x-spam-flag" { fileinto "Junk"; stop; }`,
+		script: `require "fileinto"; fileinto "Work";`, folders: []string{".Junk", ".Work"}, want: "Work"},
+	{name: "before discards", before: `discard;`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, want: "none"},
+	{name: "before keeps", before: `keep;`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, want: "Work"},
+	{name: "before flags", before: `require "imap4flags"; addflag "\\Flagged";`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, want: `Work:\Flagged`},
+	{name: "before keeps, user discards", before: `keep;`, script: `discard;`, want: "none"},
+	{name: "before keeps and stops", before: `keep; stop;`, script: `discard;`, want: "none"},
+	{name: "before files and keeps", before: `require "fileinto"; fileinto "Junk"; keep;`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Junk", ".Work"}, want: "Junk Work"},
+	{name: "before flags, implicit keep", before: `require "imap4flags"; addflag "\\Seen";`, script: `require "imap4flags"; addflag "\\Flagged";`, want: `INBOX:\Flagged,\Seen`},
+	{name: "before broken", before: `frobnicate;`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, want: "INBOX", log: "admin.sieve:1:1:"},
+
 	// Broken scripts: delivered as without a script.
 	{name: "syntax error", script: "require \"fileinto\";\nif true {\n", want: "INBOX", log: ".dovecot.sieve:"},
 	{name: "unknown command", script: `frobnicate;`, want: "INBOX", log: "error="},

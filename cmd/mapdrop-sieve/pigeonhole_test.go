@@ -77,6 +77,7 @@ type phCase struct {
 	want    string   // mapdrop's outcome (see outcome)
 	ph      string   // Pigeonhole's, when it differs
 	log     string   // text mapdrop's log line must contain
+	before  string   // an administrator's script run first (-sieve-before, sieve_before)
 }
 
 // phWorld is the shared setup: mapdropd with one userdb entry per case,
@@ -182,6 +183,10 @@ func (w *phWorld) prepare(t *testing.T, side string, i int, c phCase) string {
 	}
 	writeNobody(t, filepath.Join(h, ".dovecot.sieve"), c.script, 0o600)
 	writeNobody(t, filepath.Join(h, "sendmail"), strings.ReplaceAll(recorder, "HOME", h), 0o755)
+	if c.before != "" {
+		mkdirNobody(t, filepath.Join(h, "before"))
+		writeNobody(t, filepath.Join(h, "before", "admin.sieve"), c.before, 0o644)
+	}
 	return h
 }
 
@@ -302,9 +307,13 @@ func TestPigeonholeDifferential(t *testing.T) {
 
 			mh := w.prepare(t, "mapdrop", i, c)
 			before, _ := os.ReadFile(w.logFile)
-			code, stderr := runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile),
-				w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail"),
-				"-f", strings.Trim(from, "<>"), "-a", to, "-d", fmt.Sprintf("c%d@%s", i, phDomain))
+			margs := []string{w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail"),
+				"-f", strings.Trim(from, "<>"), "-a", to}
+			if c.before != "" {
+				margs = append(margs, "-sieve-before", filepath.Join(mh, "before", "admin.sieve"))
+			}
+			margs = append(margs, "-d", fmt.Sprintf("c%d@%s", i, phDomain))
+			code, stderr := runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile), margs...)
 			after, _ := os.ReadFile(w.logFile)
 			logLine := string(after[len(before):])
 			if code != 0 && code != 77 {
@@ -313,9 +322,13 @@ func TestPigeonholeDifferential(t *testing.T) {
 			got := w.outcome(t, mh, code)
 
 			ph := w.prepare(t, "pigeonhole", i, c)
-			pcode, pstderr := runAs(t, msg, userEnv(ph), ldaPath, "-c", filepath.Join(w.base, "dovecot.conf"),
-				"-o", "sendmail_path="+filepath.Join(ph, "sendmail"),
-				"-f", strings.Trim(from, "<>"), "-a", to)
+			pargs := []string{ldaPath, "-c", filepath.Join(w.base, "dovecot.conf"),
+				"-o", "sendmail_path=" + filepath.Join(ph, "sendmail")}
+			if c.before != "" {
+				pargs = append(pargs, "-o", "plugin/sieve_before="+filepath.Join(ph, "before", "admin.sieve"))
+			}
+			pargs = append(pargs, "-f", strings.Trim(from, "<>"), "-a", to)
+			pcode, pstderr := runAs(t, msg, userEnv(ph), pargs...)
 			if pcode != 0 {
 				lda, _ := os.ReadFile(filepath.Join(w.base, "lda.log"))
 				t.Fatalf("dovecot-lda exit %d: %s\n%s", pcode, pstderr, lda)

@@ -22,8 +22,12 @@
 // # Several scripts
 //
 // Scripts run in the order given (the administrator's "before" scripts,
-// the user's, the "after" scripts). The next script runs only when the
-// previous one neither executed stop nor cancelled the implicit keep. A
+// the user's, the "after" scripts). As in Pigeonhole, the next script runs
+// when the previous one kept the message (the implicit keep not cancelled,
+// or an explicit keep), whether or not it executed stop, which ends only
+// its own script; the imap4flags variable carries over to it, and the
+// previous script's keep is only the implicit keep handed on (the next
+// script's fileinto or discard cancels it). A
 // script that does not compile, or fails at run time, makes the whole
 // result the fallback: one copy where the message goes without a script
 // (INBOX, or the address extension's folder), nothing else, and the error
@@ -107,7 +111,6 @@ const (
 	mRedirect = "rd"   // after redirect
 	mVacBegin = "vb"   // before vacation
 	mVacEnd   = "ve"   // after vacation
-	mStop     = "stop" // before stop
 	mReject   = "rj"   // reject REASON
 )
 
@@ -197,7 +200,7 @@ func posErr(name string, err error) error {
 
 // rewriter turns the parsed script into one go-sieve runs with markers:
 // redirects to token addresses that the policy hook intercepts, so that
-// per-store flags, stop, :copy, vacation parameters and reject (which
+// per-store flags, :copy, vacation parameters and reject (which
 // go-sieve lacks) can be observed.
 type rewriter struct {
 	s        *Script
@@ -294,8 +297,6 @@ func (rw *rewriter) block(cmds []parser.Cmd) ([]parser.Cmd, error) {
 			}
 			id := rw.add(info)
 			out = append(out, marker(mVacBegin, id, ""), c, marker(mVacEnd, id, ""))
-		case "stop":
-			out = append(out, marker(mStop, 0, ""), c)
 		default:
 			out = append(out, c)
 		}
@@ -350,7 +351,6 @@ type runState struct {
 	vacation   *action.Vacation
 	rejects    []string
 	explicit   bool // keep executed
-	stopped    bool
 	saved      []string
 	nMailboxes int
 	nRedirects int
@@ -420,8 +420,6 @@ func (st *runState) RedirectAllowed(_ context.Context, d *interp.RuntimeData, ad
 			st.vacation.Subject = "" // go-sieve's default; ours is "Auto: SUBJECT"
 		}
 		d.VacationResponses = nil
-	case mStop:
-		st.stopped = true
 	case mReject:
 		d.ImplicitKeep = false
 		st.rejects = append(st.rejects, extra)
@@ -448,9 +446,10 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 	var plan action.Plan
 	implicit, explicitKeep := true, false
 	var lastFlags []string
-	for _, s := range scripts {
+	for idx, s := range scripts {
 		st := &runState{script: s, env: e, exists: o.MailboxExists}
 		d := interp.NewRuntimeData(s.s, st, e, pm)
+		d.Flags = append([]string{}, lastFlags...) // the flags carry over
 		if ctx.Err() != nil {
 			return fallback(s.path + ": run time limit exceeded")
 		}
@@ -470,6 +469,18 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		}
 		if err != nil {
 			return fallback(posErr(s.path, err).Error())
+		}
+		next := idx < len(scripts)-1 && (d.ImplicitKeep || st.explicit)
+		if next {
+			// The next script runs: this one's keep is the implicit keep
+			// it hands on, which the next may still cancel.
+			kept := st.stores[:0]
+			for _, x := range st.stores {
+				if !x.Default {
+					kept = append(kept, x)
+				}
+			}
+			st.stores, st.explicit = kept, false
 		}
 		if len(st.rejects) > 0 {
 			if len(st.stores) > 0 || len(st.redirects) > 0 || st.vacation != nil || len(st.rejects) > 1 {
@@ -493,7 +504,7 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		explicitKeep = explicitKeep || st.explicit
 		implicit = d.ImplicitKeep
 		lastFlags = d.Flags
-		if st.stopped || !d.ImplicitKeep {
+		if !next {
 			break
 		}
 	}

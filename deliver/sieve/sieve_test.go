@@ -165,6 +165,20 @@ func TestSeveralScripts(t *testing.T) {
 	if stores(p) != "User" {
 		t.Errorf("before passed: %q", stores(p))
 	}
+	// As Pigeonhole: stop ends only its own script, a keep is handed on
+	// as the implicit keep, and the flags carry over.
+	p = Run(context.Background(), []*Script{load(`keep; stop;`), load(`discard;`)}, env1, m, "+", Options{})
+	if !p.Discarded || len(p.Stores) != 0 {
+		t.Errorf("keep; stop; then discard: %+v", p)
+	}
+	p = Run(context.Background(), []*Script{load(`keep;`), user}, env1, m, "+", Options{})
+	if stores(p) != "User" {
+		t.Errorf("keep then fileinto: %q", stores(p))
+	}
+	p = Run(context.Background(), []*Script{load(`require "imap4flags"; addflag "\\Seen";`), user}, env1, m, "+", Options{})
+	if !strings.EqualFold(stores(p), `User[\Seen]`) {
+		t.Errorf("flags carried: %q", stores(p))
+	}
 }
 
 func TestTimeout(t *testing.T) {
