@@ -106,12 +106,12 @@ var token = func() string {
 
 // marker kinds.
 const (
-	mPre      = "pre"  // before a store with :flags: save the flags variable
-	mStore    = "st"   // after fileinto/keep
-	mRedirect = "rd"   // after redirect
-	mVacBegin = "vb"   // before vacation
-	mVacEnd   = "ve"   // after vacation
-	mReject   = "rj"   // reject REASON
+	mPre      = "pre" // before a store with :flags: save the flags variable
+	mStore    = "st"  // after fileinto/keep
+	mRedirect = "rd"  // after redirect
+	mVacBegin = "vb"  // before vacation
+	mVacEnd   = "ve"  // after vacation
+	mReject   = "rj"  // reject REASON
 )
 
 // cmdInfo is what the rewrite learned about one marked command.
