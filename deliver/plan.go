@@ -286,7 +286,7 @@ func (a *Agent) vacation(ctx context.Context, v *action.Vacation, h *msghdr.Head
 	}
 	host, _ := os.Hostname()
 	rnd := sha256.Sum256([]byte(fmt.Sprint(time.Now().UnixNano(), os.Getpid(), v.To)))
-	reply := notify.Reply{From: from, To: v.To, Subject: v.Subject, Body: v.Body, Mime: v.Mime,
+	reply := notify.Reply{From: from, To: replyTo(h, v.To), Subject: v.Subject, Body: v.Body, Mime: v.Mime,
 		OrigMessageID: h.Get("message-id"), OrigRefs: h.Get("references"), OrigSubject: h.Get("subject"),
 		Date: time.Now(), MessageID: hex.EncodeToString(rnd[:8]) + ".vacation@" + host}
 	if err := notify.Send(ctx, a.Sendmail, "", v.To, strings.NewReader(string(reply.Compose()))); err != nil {
@@ -294,6 +294,23 @@ func (a *Agent) vacation(ctx context.Context, v *action.Vacation, h *msghdr.Head
 	}
 	records.Mark("vacation", key)
 	return "vacation=" + v.To
+}
+
+// replyTo returns the To: field of an auto-reply to sender: the original
+// From: field, display name included, when it names the sender (as
+// Pigeonhole does), else the bare address.
+func replyTo(h *msghdr.Header, sender string) string {
+	from := strings.TrimSpace(h.Get("from"))
+	addr := from
+	if i := strings.LastIndexByte(from, '<'); i >= 0 {
+		if j := strings.IndexByte(from[i:], '>'); j > 0 {
+			addr = from[i+1 : i+j]
+		}
+	}
+	if from != "" && !strings.Contains(from, ",") && strings.EqualFold(strings.TrimSpace(addr), sender) {
+		return from
+	}
+	return sender
 }
 
 func oneLine(s string) string {

@@ -83,6 +83,7 @@ type phCase struct {
 // phWorld is the shared setup: mapdropd with one userdb entry per case,
 // the sendmail recorder, the Dovecot configuration.
 type phWorld struct {
+	details []string // what outcome saw of each submission, for comparison
 	base    string
 	sock    string
 	logFile string
@@ -262,13 +263,26 @@ func (w *phWorld) outcome(t *testing.T, home string, code int) string {
 		args, msg, _ := strings.Cut(string(b), "\n")
 		f := strings.Fields(args)
 		rcpt := f[len(f)-1]
+		sender := "?"
+		for i := range f[:len(f)-1] {
+			if f[i] == "-f" {
+				sender = f[i+1]
+			} else if v, ok := strings.CutPrefix(f[i], "-f"); ok && v != "" {
+				sender = v
+			}
+		}
+		if sender == "" || sender == "<>" || sender == `""` {
+			sender = "<>"
+		}
 		switch {
 		case strings.Contains(msg, "disposition-notification"):
 			words = append(words, "reject")
 		case strings.Contains(strings.ToLower(msg), "auto-submitted: auto-replied"):
 			words = append(words, "vacation:"+rcpt)
+			w.details = append(w.details, fmt.Sprintf("vacation to %s from %s: %s", rcpt, sender, replyFields(msg)))
 		default:
 			words = append(words, "redirect:"+rcpt)
+			w.details = append(w.details, fmt.Sprintf("redirect to %s from %s", rcpt, sender))
 		}
 	}
 	sort.Strings(words)
@@ -276,6 +290,25 @@ func (w *phWorld) outcome(t *testing.T, home string, code int) string {
 		return "none"
 	}
 	return strings.Join(words, " ")
+}
+
+// replyFields returns the header fields of an auto-reply that the two
+// implementations should agree on, values with the random parts dropped.
+func replyFields(msg string) string {
+	head, _, _ := strings.Cut(strings.ReplaceAll(msg, "\r\n", "\n"), "\n\n")
+	var out []string
+	for _, line := range strings.Split(head, "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(name) {
+		case "subject", "auto-submitted", "in-reply-to", "references", "to":
+			out = append(out, strings.ToLower(name)+"="+strings.TrimSpace(v))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
 }
 
 func (c phCase) message(i int) string {
@@ -305,6 +338,7 @@ func TestPigeonholeDifferential(t *testing.T) {
 			}
 			msg := c.message(i)
 
+			w.details = nil
 			mh := w.prepare(t, "mapdrop", i, c)
 			before, _ := os.ReadFile(w.logFile)
 			margs := []string{w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail"),
@@ -320,6 +354,8 @@ func TestPigeonholeDifferential(t *testing.T) {
 				t.Fatalf("mapdrop exit %d: %s\nlog: %s", code, stderr, logLine)
 			}
 			got := w.outcome(t, mh, code)
+			mdetails := w.details
+			w.details = nil
 
 			ph := w.prepare(t, "pigeonhole", i, c)
 			pargs := []string{ldaPath, "-c", filepath.Join(w.base, "dovecot.conf"),
@@ -334,6 +370,11 @@ func TestPigeonholeDifferential(t *testing.T) {
 				t.Fatalf("dovecot-lda exit %d: %s\n%s", pcode, pstderr, lda)
 			}
 			pgot := w.outcome(t, ph, pcode)
+			sort.Strings(mdetails)
+			sort.Strings(w.details)
+			if c.ph == "" && strings.Join(mdetails, "\n") != strings.Join(w.details, "\n") {
+				t.Errorf("submissions differ:\nmapdrop:    %q\nPigeonhole: %q", mdetails, w.details)
+			}
 
 			wantPH := c.want
 			if c.ph != "" {
