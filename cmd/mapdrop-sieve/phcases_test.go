@@ -90,6 +90,8 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 
 	// redirect.
 	{name: "redirect", script: `redirect "carol@example.com";`, want: "redirect:carol@example.com"},
+	{name: "redirect with extension", script: `redirect "carol@example.com";`, to: "bob+fwd@example.org", want: "redirect:carol@example.com"},
+	{name: "redirect null sender", script: `redirect "carol@example.com";`, from: "<>", want: "redirect:carol@example.com"},
 	{name: "redirect copy", script: `require "copy"; redirect :copy "carol@example.com";`, want: "INBOX redirect:carol@example.com"},
 	{name: "redirect and keep", script: `redirect "carol@example.com"; keep;`, want: "INBOX redirect:carol@example.com"},
 	{name: "four redirects", script: `redirect "a1@example.com"; redirect "a2@example.com"; redirect "a3@example.com"; redirect "a4@example.com";`,
@@ -109,6 +111,8 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "vacation not addressed", script: `require "vacation"; vacation "I am away.";`, to: "zed@example.org", want: "INBOX"},
 	{name: "vacation addresses", script: `require "vacation"; vacation :addresses "bob@example.org" "I am away.";`, to: "zed@example.org", want: "INBOX vacation:alice@example.net"},
 	{name: "vacation owner-", script: `require "vacation"; vacation "I am away.";`, from: "owner-list@example.net", want: "INBOX"},
+	{name: "vacation null sender", script: `require "vacation"; vacation "I am away.";`, from: "<>", want: "INBOX"},
+	{name: "vacation subject from", script: `require "vacation"; vacation :subject "Away" :from "Bob <bob@example.org>" "I am away.";`, want: "INBOX vacation:alice@example.net"},
 	{name: "vacation and fileinto", script: `require ["vacation","fileinto"]; vacation "away"; fileinto "Work";`, folders: []string{".Work"}, want: "Work vacation:alice@example.net"},
 
 	// An administrator's script before the user's (sieve_before).

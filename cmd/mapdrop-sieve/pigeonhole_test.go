@@ -35,7 +35,7 @@ const (
 	phDomain     = "ph.example"
 	phSender     = "alice@example.net"
 	phRecipient  = "bob@example.org"
-	phMessageFmt = "Return-Path: <alice@example.net>\n" +
+	phMessageFmt = "Return-Path: <%s>\n" +
 		"From: Alice <alice@example.net>\n" +
 		"To: Bob <bob@example.org>\n" +
 		"Subject: %s\n" +
@@ -72,7 +72,7 @@ type phCase struct {
 	headers string   // extra header fields, each ending in "\n"
 	body    string   // default "hello\n"
 	to      string   // envelope recipient; default phRecipient
-	from    string   // envelope sender; default phSender, "<>" for none
+	from    string   // envelope sender; default phSender; "<>": the null sender, in Return-Path only (no -f)
 	folders []string // Maildir++ folders made beforehand, e.g. ".Work"
 	want    string   // mapdrop's outcome (see outcome)
 	ph      string   // Pigeonhole's, when it differs
@@ -282,7 +282,14 @@ func (w *phWorld) outcome(t *testing.T, home string, code int) string {
 			w.details = append(w.details, fmt.Sprintf("vacation to %s from %s: %s", rcpt, sender, replyFields(msg)))
 		default:
 			words = append(words, "redirect:"+rcpt)
-			w.details = append(w.details, fmt.Sprintf("redirect to %s from %s", rcpt, sender))
+			trace := ""
+			for _, line := range strings.Split(msg, "\n") {
+				if v, ok := strings.CutPrefix(line, "X-Sieve-Redirected-From:"); ok {
+					trace = strings.TrimSpace(v)
+					break
+				}
+			}
+			w.details = append(w.details, fmt.Sprintf("redirect to %s from %s, X-Sieve-Redirected-From %s", rcpt, sender, trace))
 		}
 	}
 	sort.Strings(words)
@@ -320,7 +327,11 @@ func (c phCase) message(i int) string {
 	if subj == "" {
 		subj = "case " + c.name
 	}
-	return fmt.Sprintf(phMessageFmt, subj, fmt.Sprint("c", i), c.headers, body)
+	from := strings.Trim(c.from, "<>")
+	if c.from == "" {
+		from = phSender
+	}
+	return fmt.Sprintf(phMessageFmt, from, subj, fmt.Sprint("c", i), c.headers, body)
 }
 
 func TestPigeonholeDifferential(t *testing.T) {
@@ -341,8 +352,12 @@ func TestPigeonholeDifferential(t *testing.T) {
 			w.details = nil
 			mh := w.prepare(t, "mapdrop", i, c)
 			before, _ := os.ReadFile(w.logFile)
-			margs := []string{w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail"),
-				"-f", strings.Trim(from, "<>"), "-a", to}
+			var fromArgs []string
+			if from != "<>" {
+				fromArgs = []string{"-f", from}
+			}
+			margs := append([]string{w.bins.Mapdrop(), "-s", w.sock, "-sendmail", filepath.Join(mh, "sendmail")}, fromArgs...)
+			margs = append(margs, "-a", to)
 			if c.before != "" {
 				margs = append(margs, "-sieve-before", filepath.Join(mh, "before", "admin.sieve"))
 			}
@@ -363,7 +378,7 @@ func TestPigeonholeDifferential(t *testing.T) {
 			if c.before != "" {
 				pargs = append(pargs, "-o", "plugin/sieve_before="+filepath.Join(ph, "before", "admin.sieve"))
 			}
-			pargs = append(pargs, "-f", strings.Trim(from, "<>"), "-a", to)
+			pargs = append(append(pargs, fromArgs...), "-a", to)
 			pcode, pstderr := runAs(t, msg, userEnv(ph), pargs...)
 			if pcode != 0 {
 				lda, _ := os.ReadFile(filepath.Join(w.base, "lda.log"))
