@@ -113,6 +113,10 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "vacation owner-", script: `require "vacation"; vacation "I am away.";`, from: "owner-list@example.net", want: "INBOX"},
 	{name: "vacation null sender", script: `require "vacation"; vacation "I am away.";`, from: "<>", want: "INBOX"},
 	{name: "vacation subject from", script: `require "vacation"; vacation :subject "Away" :from "Bob <bob@example.org>" "I am away.";`, want: "INBOX vacation:alice@example.net"},
+	{name: "vacation twice", script: `require "vacation"; vacation "I am away.";`, twice: true, want: "INBOX INBOX vacation:alice@example.net", log: "(already-replied)"},
+	{name: "redirect twice", script: `redirect "carol@example.com";`, twice: true, want: "redirect:carol@example.com", ph: "INBOX redirect:carol@example.com", log: "(already-sent)"},
+	{name: "redirect copy twice", script: `require "copy"; redirect :copy "carol@example.com";`, twice: true, want: "INBOX INBOX redirect:carol@example.com"},
+	{name: "fileinto twice delivered", script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, twice: true, want: "Work Work"},
 	{name: "vacation and fileinto", script: `require ["vacation","fileinto"]; vacation "away"; fileinto "Work";`, folders: []string{".Work"}, want: "Work vacation:alice@example.net"},
 
 	// An administrator's script before the user's (sieve_before).
