@@ -135,6 +135,16 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "before flags, implicit keep", before: `require "imap4flags"; addflag "\\Seen";`, script: `require "imap4flags"; addflag "\\Flagged";`, want: `INBOX:\Flagged,\Seen`},
 	{name: "before broken", before: `frobnicate;`, script: `require "fileinto"; fileinto "Work";`, folders: []string{".Work"}, want: "INBOX", log: "admin.sieve:1:1:"},
 
+	// An administrator's script after the user's (sieve_after).
+	{name: "after runs on keep", after: `require "fileinto"; if exists "x-spam-flag" { fileinto "Junk"; }`,
+		script: `keep;`, headers: "X-Spam-Flag: YES\n", folders: []string{".Junk"}, want: "Junk"},
+	{name: "after not after fileinto", after: `require "fileinto"; fileinto "Junk";`,
+		script: `require "fileinto"; fileinto "Work";`, folders: []string{".Junk", ".Work"}, want: "Work"},
+	{name: "after after stop", after: `require "fileinto"; fileinto "Junk";`,
+		script: `stop;`, folders: []string{".Junk"}, want: "Junk"},
+	{name: "before and after", before: `require "imap4flags"; addflag "\\Seen";`, after: `require "imap4flags"; addflag "\\Flagged";`,
+		script: ``, want: `INBOX:\Flagged,\Seen`},
+
 	// Broken scripts: delivered as without a script.
 	{name: "syntax error", script: "require \"fileinto\";\nif true {\n", want: "INBOX", log: ".dovecot.sieve:"},
 	{name: "unknown command", script: `frobnicate;`, want: "INBOX", log: "error="},

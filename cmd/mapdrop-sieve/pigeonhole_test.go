@@ -79,6 +79,7 @@ type phCase struct {
 	log     string   // text mapdrop's log line must contain
 	before  string   // an administrator's script run first (-sieve-before, sieve_before)
 	twice   bool     // deliver the same message twice (vacation once per sender, duplicates)
+	after   string   // an administrator's script run last (-sieve-after, sieve_after)
 }
 
 // phWorld is the shared setup: mapdropd with one userdb entry per case,
@@ -188,6 +189,10 @@ func (w *phWorld) prepare(t *testing.T, side string, i int, c phCase) string {
 	if c.before != "" {
 		mkdirNobody(t, filepath.Join(h, "before"))
 		writeNobody(t, filepath.Join(h, "before", "admin.sieve"), c.before, 0o644)
+	}
+	if c.after != "" {
+		mkdirNobody(t, filepath.Join(h, "after"))
+		writeNobody(t, filepath.Join(h, "after", "admin.sieve"), c.after, 0o644)
 	}
 	return h
 }
@@ -362,6 +367,9 @@ func TestPigeonholeDifferential(t *testing.T) {
 			if c.before != "" {
 				margs = append(margs, "-sieve-before", filepath.Join(mh, "before", "admin.sieve"))
 			}
+			if c.after != "" {
+				margs = append(margs, "-sieve-after", filepath.Join(mh, "after", "admin.sieve"))
+			}
 			margs = append(margs, "-d", fmt.Sprintf("c%d@%s", i, phDomain))
 			code, stderr := runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile), margs...)
 			if c.twice && code == 0 {
@@ -381,6 +389,9 @@ func TestPigeonholeDifferential(t *testing.T) {
 				"-o", "sendmail_path=" + filepath.Join(ph, "sendmail")}
 			if c.before != "" {
 				pargs = append(pargs, "-o", "plugin/sieve_before="+filepath.Join(ph, "before", "admin.sieve"))
+			}
+			if c.after != "" {
+				pargs = append(pargs, "-o", "plugin/sieve_after="+filepath.Join(ph, "after", "admin.sieve"))
 			}
 			pargs = append(append(pargs, fromArgs...), "-a", to)
 			pcode, pstderr := runAs(t, msg, userEnv(ph), pargs...)
