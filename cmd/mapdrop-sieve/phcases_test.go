@@ -78,7 +78,15 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "setflag removeflag", script: `require "imap4flags"; setflag "\\Seen \\Flagged"; removeflag "\\Seen";`, want: `INBOX:\Flagged`},
 	{name: "fileinto flags", script: `require ["fileinto","imap4flags"]; fileinto :flags "\\Deleted" "Work";`, folders: []string{".Work"}, want: `Work:\Deleted`},
 	{name: "flags per store", script: `require ["fileinto","imap4flags","copy"]; fileinto :copy :flags "\\Seen" "Work"; addflag "\\Draft";`, folders: []string{".Work"}, want: `INBOX:\Draft Work:\Seen`},
-	{name: "hasflag", script: `require "imap4flags"; addflag "\\Seen"; if hasflag "\\Seen" { discard; }`, want: "INBOX", ph: "none", log: "unsupported test: hasflag"},
+	{name: "hasflag", script: `require "imap4flags"; addflag "\\Seen"; if hasflag "\\Seen" { discard; }`, want: "none"},
+	{name: "hasflag two keys in one string", script: `require "imap4flags"; addflag "\\Seen \\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, want: "none"},
+	{name: "hasflag one key of two", script: `require "imap4flags"; addflag "\\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, want: "none"},
+	{name: "hasflag contains", script: `require "imap4flags"; addflag "\\Flagged"; if hasflag :contains "lagg" { discard; }`, want: "none"},
+	{name: "hasflag count", script: `require ["imap4flags","relational","comparator-i;ascii-numeric"]; addflag ["a","b","c"]; if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { discard; }`, want: "none"},
+	{name: "hasflag after removeflag", script: `require "imap4flags"; addflag "X"; removeflag "X"; if hasflag "X" { discard; }`, want: "INBOX"},
+	{name: "hasflag octet", script: `require "imap4flags"; addflag "\\Seen"; if hasflag :comparator "i;octet" "\\Seen" { discard; }`, want: "none"},
+	{name: "hasflag keyword octet", script: `require "imap4flags"; addflag "Junk"; if hasflag :comparator "i;octet" "Junk" { discard; }`, want: "INBOX", ph: "none"},
+	{name: "hasflag carried from before", before: `require "imap4flags"; addflag "Junk";`, script: `require "imap4flags"; if hasflag "junk" { discard; }`, want: "none"},
 
 	// body, relational, variables.
 	{name: "body contains", script: `require "body"; if body :contains "unsubscribe" { discard; }`, body: "click to unsubscribe\n", want: "none"},

@@ -5,7 +5,8 @@
 // # Extensions
 //
 // fileinto, envelope, encoded-character, the comparators i;octet,
-// i;ascii-casemap, i;ascii-numeric and i;unicode-casemap, imap4flags,
+// i;ascii-casemap, i;ascii-numeric and i;unicode-casemap, imap4flags
+// (hasflag without its variable-list form),
 // variables, relational, vacation, copy, regex, date, index, mailbox,
 // subaddress, body, and reject (RFC 5429). editheader is not offered: its
 // edits would have to be applied to the stored copy, which delivery does
@@ -98,10 +99,10 @@ func Extensions() []string { return append(append([]string{}, extensions...), "r
 
 // token prefixes the marker redirects this package inserts into scripts;
 // random so that no script names one by accident.
-var token = func() string {
+var token, flagsHeader = func() (string, string) {
 	b := make([]byte, 12)
 	rand.Read(b)
-	return "\x00mapdrop-" + hex.EncodeToString(b) + ":"
+	return "\x00mapdrop-" + hex.EncodeToString(b) + ":", "X-Mapdrop-Flags-" + hex.EncodeToString(b)
 }()
 
 // marker kinds.
@@ -228,6 +229,13 @@ func (rw *rewriter) add(info cmdInfo) int {
 func (rw *rewriter) block(cmds []parser.Cmd) ([]parser.Cmd, error) {
 	out := make([]parser.Cmd, 0, len(cmds))
 	for _, c := range cmds {
+		if len(c.Tests) > 0 {
+			ts, err := rw.tests(c.Tests)
+			if err != nil {
+				return nil, err
+			}
+			c.Tests = ts
+		}
 		if c.Block != nil {
 			b, err := rw.block(c.Block)
 			if err != nil {
@@ -303,6 +311,80 @@ func (rw *rewriter) block(cmds []parser.Cmd) ([]parser.Cmd, error) {
 	}
 	return out, nil
 }
+
+// tests rewrites hasflag (RFC 5232), which go-sieve lacks, into a header
+// test of the pseudo field flagsHeader, whose values parsedMessage
+// answers with the current flags: one value per flag, so that match
+// types, comparators and :count work on the flags as hasflag defines.
+// The form with a variable list is not supported.
+func (rw *rewriter) tests(ts []parser.Test) ([]parser.Test, error) {
+	out := make([]parser.Test, len(ts))
+	for i, t := range ts {
+		if len(t.Tests) > 0 {
+			sub, err := rw.tests(t.Tests)
+			if err != nil {
+				return nil, err
+			}
+			t.Tests = sub
+		}
+		if strings.EqualFold(t.Id, "hasflag") {
+			if !rw.required["imap4flags"] {
+				return nil, lexer.ErrorAt(t.Position, "missing require 'imap4flags'")
+			}
+			// Positional string arguments, the values of :comparator,
+			// :count and :value aside: one (the keys), or two (a
+			// variable list, then the keys).
+			positional := 0
+			for j := 0; j < len(t.Args); j++ {
+				if tag, ok := t.Args[j].(parser.TagArg); ok {
+					switch strings.ToLower(tag.Value) {
+					case "comparator", "count", "value":
+						j++ // its value
+					}
+					continue
+				}
+				positional++
+			}
+			if positional != 1 || len(t.Tests) != 0 {
+				return nil, lexer.ErrorAt(t.Position, "hasflag: only the form without a variable list is supported")
+			}
+			// As Pigeonhole, a key string holding several flags names
+			// each of them.
+			var keys []string
+			switch v := t.Args[len(t.Args)-1].(type) {
+			case parser.StringArg:
+				keys = splitFlags([]string{v.Value})
+			case parser.StringListArg:
+				keys = splitFlags(v.Value)
+			default:
+				return nil, lexer.ErrorAt(t.Position, "hasflag: the last argument must be the flags")
+			}
+			args := append([]parser.Arg{}, t.Args[:len(t.Args)-1]...)
+			args = append(args, parser.StringArg{Value: flagsHeader, Position: t.Position}, parser.StringListArg{Value: keys, Position: t.Position})
+			t = parser.Test{Position: t.Position, Id: "header", Args: args}
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// splitFlags splits each string at white space; a string of none but
+// white space stays as it is.
+func splitFlags(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if f := strings.Fields(s); len(f) > 0 {
+			out = append(out, f...)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// systemFlags are the IMAP system flags in their usual spelling; go-sieve
+// keeps flags in lower case.
+var systemFlags = map[string]string{`\answered`: `\Answered`, `\deleted`: `\Deleted`, `\draft`: `\Draft`, `\flagged`: `\Flagged`, `\seen`: `\Seen`}
 
 func offered(ext string) bool {
 	if ext == "reject" {
@@ -450,6 +532,7 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		st := &runState{script: s, env: e, exists: o.MailboxExists}
 		d := interp.NewRuntimeData(s.s, st, e, pm)
 		d.Flags = append([]string{}, lastFlags...) // the flags carry over
+		pm.flags = func() []string { return d.Flags }
 		if ctx.Err() != nil {
 			return fallback(s.path + ": run time limit exceeded")
 		}

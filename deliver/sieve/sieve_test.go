@@ -224,3 +224,28 @@ func TestMailboxExists(t *testing.T) {
 		t.Errorf("without a checker: %+v", p)
 	}
 }
+
+// hasflag tests the current flags, one by one, with match types,
+// comparators and :count; the variable-list form is refused.
+func TestHasflag(t *testing.T) {
+	for _, c := range []struct{ script, want string }{
+		{`require "imap4flags"; addflag ["\\Seen", "\\Flagged"]; if hasflag "\\seen" { discard; }`, ""},
+		{`require "imap4flags"; addflag "\\Seen \\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, ""},
+		{`require "imap4flags"; addflag "\\Flagged"; if hasflag :contains "lagg" { discard; }`, ""},
+		{`require "imap4flags"; if hasflag :matches "*" { discard; }`, "keep"},
+		{`require ["imap4flags","relational","comparator-i;ascii-numeric"]; addflag ["a","b","c"]; if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { discard; }`, ""},
+		{`require ["imap4flags","relational","comparator-i;ascii-numeric"]; addflag ["a","b"]; if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { discard; }`, "keep[a b]"},
+		{`require "imap4flags"; addflag "X"; removeflag "X"; if hasflag "X" { discard; }`, "keep"},
+	} {
+		p := run(t, c.script, env1, msg1)
+		if got := stores(p); !strings.EqualFold(got, c.want) || len(p.Errors) != 0 {
+			t.Errorf("%s\nstores %q, errors %q; want %q", c.script, got, p.Errors, c.want)
+		}
+	}
+	if _, err := Load("v.sieve", strings.NewReader(`require ["imap4flags","variables"]; if hasflag "v" "\\Seen" { discard; }`), Options{}); err == nil || !strings.Contains(err.Error(), "variable list") {
+		t.Errorf("variable-list form: %v", err)
+	}
+	if _, err := Load("r.sieve", strings.NewReader(`if hasflag "\\Seen" { discard; }`), Options{}); err == nil || !strings.Contains(err.Error(), "r.sieve:1:") {
+		t.Errorf("without require: %v", err)
+	}
+}
