@@ -66,6 +66,8 @@ func (a *Agent) envelope(user string, h *msghdr.Header) (from, to string) {
 		from = a.Sender
 	} else if rp, ok := h.ReturnPath(); ok {
 		from = rp
+	} else if a.haveFromLine {
+		from = a.fromLine
 	}
 	return from, to
 }
