@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -40,11 +42,16 @@ func goMaildirHas(t *testing.T, dir, marker string) []string {
 	if _, err := os.Stat(dir); err != nil {
 		return nil
 	}
-	if _, err := d.Unseen(); err != nil {
+	// mapdrop may be creating the Maildir (new/, cur/, tmp/) right now.
+	if _, err := d.Unseen(); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	msgs, err := d.Messages()
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
