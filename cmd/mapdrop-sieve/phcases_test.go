@@ -1,5 +1,7 @@
 package main
 
+import "strings"
+
 // phCases are the differential test's cases (pigeonhole_test.go). A case
 // with ph set is a documented difference from Pigeonhole (README, "Sieve:
 // differences from Pigeonhole").
@@ -71,6 +73,15 @@ if header :contains "subject" "[golang]" { fileinto "Lists.Go"; stop; }`, subjec
 	{name: "recipe dev null", script: `if address :domain "from" "example.net" { discard; stop; }`, want: "none"},
 	{name: "recipe user", script: `require ["envelope","subaddress","fileinto","mailbox","variables"];
 if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: "bob+x@example.org", want: "for-bob+x"},
+
+	// Edge cases of the tests.
+	{name: "envelope from null", script: `require "envelope"; if envelope :is "from" "" { discard; }`, from: "<>", want: "none"},
+	{name: "header empty key", script: `if header :contains "x-none" "" { discard; }`, want: "INBOX"},
+	{name: "exists all", script: `if exists ["subject", "x-none"] { discard; }`, want: "INBOX"},
+	{name: "size units", script: `if size :over 1K { discard; }`, body: strings.Repeat("x", 2000) + "\n", want: "none"},
+	{name: "subject empty", script: `if header :is "subject" "" { discard; }`, subject: " ", want: "none"},
+	{name: "address all case", script: `if address :is :all "to" "BOB@EXAMPLE.ORG" { discard; }`, want: "none"},
+	{name: "ascii-numeric", script: `require "comparator-i;ascii-numeric"; if header :is :comparator "i;ascii-numeric" "x-n" "007" { discard; }`, headers: "X-N: 7\n", want: "none"},
 
 	// imap4flags.
 	{name: "addflag keep", script: `require "imap4flags"; addflag "\\Seen"; keep;`, want: `INBOX:\Seen`},
