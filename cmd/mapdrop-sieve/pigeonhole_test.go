@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/mapdrop/mapdrop/deliver/mutf7"
 	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
 )
@@ -219,6 +220,75 @@ func runAs(t *testing.T, stdin string, env []string, argv ...string) (int, strin
 	return 0, stderr.String()
 }
 
+// runAsOut is runAs returning stdout and stderr together.
+func runAsOut(t *testing.T, stdin string, env []string, argv ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = env
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("%v: %v", argv, err)
+	}
+	return 0, string(out)
+}
+
+// dryOutcome turns mapdrop -n's report into the words of outcome: folder
+// directories into IMAP names (modified UTF-7 decoded), Maildir flag
+// letters into flags, vacation replies only when they would be sent.
+func dryOutcome(t *testing.T, report string) string {
+	t.Helper()
+	letters := map[rune]string{'D': `\Draft`, 'F': `\Flagged`, 'R': `\Answered`, 'S': `\Seen`, 'T': `\Deleted`}
+	var words []string
+	for _, line := range strings.Split(report, "\n") {
+		key, v, _ := strings.Cut(line, ": ")
+		switch key {
+		case "store":
+			f := strings.Fields(v)
+			name := "INBOX"
+			if f[0] != "INBOX" {
+				dec, err := mutf7.Decode(strings.TrimPrefix(f[0], "."))
+				if err != nil {
+					t.Fatalf("-n store %q: %v", f[0], err)
+				}
+				name = dec
+			}
+			var flags []string
+			if len(f) > 1 {
+				if l, ok := strings.CutPrefix(f[1], "flags="); ok {
+					for _, r := range l {
+						flags = append(flags, letters[r])
+					}
+				}
+			}
+			sort.Strings(flags)
+			if len(flags) > 0 {
+				name += ":" + strings.Join(flags, ",")
+			}
+			words = append(words, name)
+		case "redirect":
+			words = append(words, "redirect:"+strings.Fields(v)[0])
+		case "vacation":
+			if !strings.Contains(v, "not sent") {
+				words = append(words, "vacation:"+strings.Fields(v)[0])
+			}
+		case "reject":
+			words = append(words, "reject")
+		}
+	}
+	sort.Strings(words)
+	if len(words) == 0 {
+		return "none"
+	}
+	return strings.Join(words, " ")
+}
+
 func userEnv(home string, extra ...string) []string {
 	return append([]string{"PATH=/usr/bin:/bin", "HOME=" + home, "USER=nobody", "LOGNAME=nobody"}, extra...)
 }
@@ -371,6 +441,12 @@ func TestPigeonholeDifferential(t *testing.T) {
 				margs = append(margs, "-sieve-after", filepath.Join(mh, "after", "admin.sieve"))
 			}
 			margs = append(margs, "-d", fmt.Sprintf("c%d@%s", i, phDomain))
+			// The dry run first: it must predict what the delivery does.
+			dargs := append([]string{margs[0], "-n"}, margs[1:]...)
+			dcode, dout := runAsOut(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile), dargs...)
+			if dcode != 0 {
+				t.Fatalf("mapdrop -n exit %d:\n%s", dcode, dout)
+			}
 			code, stderr := runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile), margs...)
 			if c.twice && code == 0 {
 				code, stderr = runAs(t, msg, userEnv(mh, "MAPDROP_LOG_FILE="+w.logFile), margs...)
@@ -381,6 +457,9 @@ func TestPigeonholeDifferential(t *testing.T) {
 				t.Fatalf("mapdrop exit %d: %s\nlog: %s", code, stderr, logLine)
 			}
 			got := w.outcome(t, mh, code)
+			if predicted := dryOutcome(t, dout); !c.twice && predicted != got {
+				t.Errorf("mapdrop -n predicted %s, delivery did %s:\n%s", predicted, got, dout)
+			}
 			mdetails := w.details
 			w.details = nil
 
