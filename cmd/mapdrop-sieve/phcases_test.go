@@ -89,6 +89,7 @@ if envelope :localpart :matches "to" "*" { fileinto :create "for-${1}"; }`, to: 
 	{name: "setflag removeflag", script: `require "imap4flags"; setflag "\\Seen \\Flagged"; removeflag "\\Seen";`, want: `INBOX:\Flagged`},
 	{name: "fileinto flags", script: `require ["fileinto","imap4flags"]; fileinto :flags "\\Deleted" "Work";`, folders: []string{".Work"}, want: `Work:\Deleted`},
 	{name: "flags per store", script: `require ["fileinto","imap4flags","copy"]; fileinto :copy :flags "\\Seen" "Work"; addflag "\\Draft";`, folders: []string{".Work"}, want: `INBOX:\Draft Work:\Seen`},
+	{name: "keyword flag", script: `require "imap4flags"; addflag ["Junk", "\\Seen"];`, want: `INBOX:\Seen`, ph: `INBOX:Junk,\Seen`},
 	{name: "hasflag", script: `require "imap4flags"; addflag "\\Seen"; if hasflag "\\Seen" { discard; }`, want: "none"},
 	{name: "hasflag two keys in one string", script: `require "imap4flags"; addflag "\\Seen \\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, want: "none"},
 	{name: "hasflag one key of two", script: `require "imap4flags"; addflag "\\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, want: "none"},
