@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -298,37 +299,42 @@ func userEnv(home string, extra ...string) []string {
 // "MAILBOX:FLAG,FLAG" per stored copy (\Recent dropped), "redirect:ADDR",
 // "vacation:ADDR", "reject" (mapdrop: exit 77; Pigeonhole: a rejection
 // message to the sender); "none" when nothing at all happened.
-func (w *phWorld) outcome(t *testing.T, home string, code int) string {
+func (w *phWorld) outcome(t *testing.T, home string, code int, msg string) string {
 	t.Helper()
 	var words []string
 	if code == 77 {
 		words = append(words, "reject")
 	}
-	cmd := exec.Command(doveadmPath, "-c", filepath.Join(w.base, "dovecot.conf"), "fetch", "mailbox flags", "all")
+	cmd := exec.Command(doveadmPath, "-f", "json", "-c", filepath.Join(w.base, "dovecot.conf"), "fetch", "mailbox flags text", "all")
 	cmd.Env = userEnv(home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
+		t.Fatalf("doveadm fetch in %s: %v\n%s", home, err, stderr.String())
+	}
+	var stored []struct{ Mailbox, Flags, Text string }
+	if err := json.Unmarshal(out, &stored); err != nil {
 		t.Fatalf("doveadm fetch in %s: %v\n%s", home, err, out)
 	}
-	var mbox string
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "mailbox: "); ok {
-			mbox = v
-		} else if v, ok := strings.CutPrefix(line, "flags:"); ok {
-			var fl []string
-			for _, f := range strings.Fields(v) {
-				if f != `\Recent` {
-					fl = append(fl, f)
-				}
-			}
-			sort.Strings(fl)
-			word := mbox
-			if len(fl) > 0 {
-				word += ":" + strings.Join(fl, ",")
-			}
-			words = append(words, word)
+	for _, m := range stored {
+		// Every stored copy is the message as delivered, byte for byte.
+		if m.Text != msg {
+			t.Errorf("%s in %s: doveadm reads %q, want the message as delivered", m.Mailbox, home, m.Text)
 		}
+		var fl []string
+		for _, f := range strings.Fields(m.Flags) {
+			if f != `\Recent` {
+				fl = append(fl, f)
+			}
+		}
+		sort.Strings(fl)
+		word := m.Mailbox
+		if len(fl) > 0 {
+			word += ":" + strings.Join(fl, ",")
+		}
+		words = append(words, word)
 	}
 	sent, _ := filepath.Glob(filepath.Join(home, "sent", "m.*"))
 	for _, p := range sent {
@@ -456,7 +462,7 @@ func TestPigeonholeDifferential(t *testing.T) {
 			if code != 0 && code != 77 {
 				t.Fatalf("mapdrop exit %d: %s\nlog: %s", code, stderr, logLine)
 			}
-			got := w.outcome(t, mh, code)
+			got := w.outcome(t, mh, code, msg)
 			if predicted := dryOutcome(t, dout); !c.twice && predicted != got {
 				t.Errorf("mapdrop -n predicted %s, delivery did %s:\n%s", predicted, got, dout)
 			}
@@ -481,7 +487,7 @@ func TestPigeonholeDifferential(t *testing.T) {
 				lda, _ := os.ReadFile(filepath.Join(w.base, "lda.log"))
 				t.Fatalf("dovecot-lda exit %d: %s\n%s", pcode, pstderr, lda)
 			}
-			pgot := w.outcome(t, ph, pcode)
+			pgot := w.outcome(t, ph, pcode, msg)
 			sort.Strings(mdetails)
 			sort.Strings(w.details)
 			if c.ph == "" && strings.Join(mdetails, "\n") != strings.Join(w.details, "\n") {
