@@ -104,6 +104,10 @@ const mapName = "virtual_alias"
 
 var notFoundReply = []byte("NOTFOUND ")
 
+// warmupRequests is how many requests each connection of a round sends
+// before the measured part, unmeasured and not in Requests.
+const warmupRequests = 50
+
 // loadRound runs conns persistent connections against the socketmap server
 // at sock for about dur, each a goroutine asking random keys one after the
 // other, and checks every answer.
@@ -167,7 +171,7 @@ func loadRound(sock string, conns int, dur time.Duration, ks keyspace, seed uint
 			}
 			// Warm up the connection (and the server's goroutine) unmeasured.
 			ok := true
-			for range 50 {
+			for range warmupRequests {
 				if ok = one(); !ok {
 					break
 				}

@@ -27,6 +27,7 @@
 //     system, /proc/PID/stat) per request over all rounds, which shows where
 //     a difference comes from. Targets: ratio >= 0.8 at the largest -conns
 //     count; zero errors.
+//
 //  2. Load: time from starting a mapdropd process to its first correct answer
 //     (it listens only once its tables are loaded), beside "postmap -c
 //     CONFDIR lmdb:FILE" building the same file (when postmap is installed;
@@ -34,6 +35,7 @@
 //     after the first answer; bytes per entry = (VmRSS loaded - VmRSS of a
 //     mapdropd serving an empty tables directory) / entries. Targets: load
 //     time <= postmap lmdb's; < 600 bytes per entry.
+//
 //  3. Reload: a small second table (reload_probe, 1000 lines) in the same
 //     directory is rewritten as a dot-file and renamed over the map; the time
 //     from rename() to the first reply carrying the new value, polled in a
@@ -41,6 +43,13 @@
 //     Target: median < 100 ms. The same is done -big-reloads times with the
 //     whole -entries file (polled every millisecond so that the poller does
 //     not steal a core from the parse); reported, not judged.
+//
+//  4. The cost of metrics: a second mapdropd serving the same table with
+//     "-metrics 127.0.0.1:PORT", rounds alternating with the first at the
+//     largest -conns count; the ratio is the median of the per-round ratios
+//     of server CPU time per request, metrics on over off. Target: <= 1.05.
+//     The lookups the metrics counted over the rounds must be exactly the
+//     requests sent (checked in -quick runs too).
 //
 // With -quick everything runs at toy sizes and only the correctness targets
 // (zero errors, every reload seen) are judged; that is what the package's test
@@ -212,6 +221,7 @@ type Result struct {
 	Throughput []ConcResult    `json:"throughput"`
 	Load       LoadResult      `json:"load"`
 	Reload     ReloadResult    `json:"reload"`
+	Metrics    MetricsResult   `json:"metrics"`
 	Report     benchkit.Report `json:"report"`
 }
 
@@ -280,6 +290,12 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	}
 	if m, err := benchkit.ReadMemory(srv.proc.cmd.Process.Pid); err == nil {
 		res.Load.RSSAfterLoad = m.RSS
+	}
+
+	// 4. The cost of -metrics.
+	fmt.Fprintf(out, "metrics: %d round(s) of %v at %d connections, mapdropd with and without -metrics alternating ...\n", cfg.Rounds, cfg.Duration, cfg.Conns[len(cfg.Conns)-1])
+	if res.Metrics, err = compareMetrics(cfg, ks, mapdropd, dir, tables, srv); err != nil {
+		return nil, err
 	}
 
 	// 3. Reload latency.
@@ -365,11 +381,12 @@ func anyReply(b []byte) bool {
 
 // startMapdropd starts "mapdropd serve" on tablesDir and returns it once it
 // has answered key with want, and the time that took.
-func startMapdropd(bin, dir, tablesDir, name, key string, ok func([]byte) bool, limit time.Duration) (*server, time.Duration, error) {
+func startMapdropd(bin, dir, tablesDir, name, key string, ok func([]byte) bool, limit time.Duration, extra ...string) (*server, time.Duration, error) {
 	sock := filepath.Join(dir, name+".sock")
 	os.Remove(sock)
 	t0 := time.Now()
-	p, err := start("mapdropd", filepath.Join(dir, name+".log"), bin, "serve", "-tables", tablesDir, "-socketmap", "unix:"+sock, "-socket-mode", "0666")
+	args := append([]string{"serve", "-tables", tablesDir, "-socketmap", "unix:" + sock, "-socket-mode", "0666"}, extra...)
+	p, err := start("mapdropd", filepath.Join(dir, name+".log"), bin, args...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -659,6 +676,9 @@ func printResult(out io.Writer, res *Result) {
 		fmt.Fprintf(out, "; %d-line table median %s (n=%d)", cfg.Entries, benchkit.Ms(r.BigMedian), len(r.Big))
 	}
 	fmt.Fprintln(out)
+	mr := res.Metrics
+	fmt.Fprintf(out, "-metrics on vs off at %d conns: server CPU/req %.1f µs vs %.1f µs (median round ratio %.3f), %.0f vs %.0f req/s; lookups counted %d of %d sent\n",
+		mr.Conns, us(mr.OnCPUPerReq), us(mr.OffCPUPerReq), mr.CPURatio, mr.OnRPS, mr.OffRPS, mr.Counted, mr.Sent)
 	fmt.Fprintln(out)
 
 	rep := &res.Report
@@ -670,7 +690,16 @@ func printResult(out io.Writer, res *Result) {
 	if firstErr != "" {
 		measured += " (first: " + firstErr + ")"
 	}
+	errs += mr.Errors
+	firstErr = cmp.Or(firstErr, mr.FirstError)
+	if firstErr != "" {
+		measured = strconv.FormatInt(errs, 10) + " (first: " + firstErr + ")"
+	} else {
+		measured = strconv.FormatInt(errs, 10)
+	}
 	rep.Add("lookup errors (wrong answer or I/O)", measured, "0", benchkit.Judge(true, errs == 0))
+	rep.Add(fmt.Sprintf("server CPU/req, -metrics on/off at %d conns", mr.Conns), fmt.Sprintf("%.3f", mr.CPURatio), "<= 1.05", benchkit.Judge(judged, mr.CPURatio <= 1.05))
+	rep.Add("lookups counted by -metrics", fmt.Sprintf("%d of %d", mr.Counted, mr.Sent), "all, exactly", benchkit.Judge(true, mr.Counted == mr.Sent))
 	if len(l.PostmapLMDB) > 0 {
 		ratio := float64(l.MapdropdMedian) / float64(l.PostmapMedian)
 		rep.Add("load time vs postmap lmdb", fmt.Sprintf("%.2fx (%s vs %s)", ratio, benchkit.Ms(l.MapdropdMedian), benchkit.Ms(l.PostmapMedian)), "<= 1.00x", benchkit.Judge(judged, ratio <= 1))

@@ -39,6 +39,9 @@ func TestQuick(t *testing.T) {
 			t.Errorf("conns %d: errors: %+v", c.Conns, c)
 		}
 	}
+	if m := res.Metrics; m.Sent <= m.Requests || m.Counted != m.Sent || m.CPURatio <= 0 || m.OnCPUPerReq <= 0 || m.OffCPUPerReq <= 0 || m.Conns != cfg.Conns[len(cfg.Conns)-1] {
+		t.Errorf("metrics on vs off not measured: %+v", m)
+	}
 	l := res.Load
 	if len(l.MapdropdStart) != 1 || l.RSSEmpty <= 0 || l.RSSLoaded <= 0 || l.HWMLoaded < l.RSSLoaded {
 		t.Errorf("load not measured: %+v", l)
@@ -49,7 +52,7 @@ func TestQuick(t *testing.T) {
 	if len(res.Reload.Small) != cfg.Reloads || len(res.Reload.Big) != cfg.BigReloads {
 		t.Errorf("reloads: %+v", res.Reload)
 	}
-	for _, want := range []string{"CONNS", "lookup errors", "reload latency", "PASS"} {
+	for _, want := range []string{"CONNS", "lookup errors", "reload latency", "-metrics on/off", "PASS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

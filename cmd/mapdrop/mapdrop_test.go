@@ -466,7 +466,6 @@ func TestUsage(t *testing.T) {
 		{},
 		{"-d"},
 		{"-x", "-d", "u1@some.domain"},
-		{"-h"},
 		{"u1@some.domain"},
 		{"-d", ""},
 		{"-s", "bogus", "-d", "u1@some.domain"},

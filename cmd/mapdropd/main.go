@@ -2,40 +2,15 @@
 // over Postfix's socketmap and tcp_table protocols, reloading each file as
 // soon as it changes.
 //
-// Usage:
+// Usage (the text of "mapdropd -h" and "mapdropd COMMAND -h", from which
+// the man page doc/mapdropd.8 is generated; see help.go and package doc):
 //
-//	mapdropd serve  -tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]...
-//	                [-socket-mode 0660] [-socket-group GROUP] [-export DIR] [-export-maps LIST]
-//	                [-recipient-delimiter +] [-address-maps LIST] [-exact-maps LIST]
-//	                [-max-conns 1000] [-idle-timeout 60s] [-request-timeout 10s]
-//	                [-log-level info|debug]
-//	mapdropd query  [-s ADDR] [-timeout 10s] MAP KEY...  (KEY "-" reads keys from stdin, as postmap -q -)
+//	mapdropd serve  -tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...
+//	mapdropd query  [-s ADDR] [-timeout D] [-explain] MAP KEY...
 //	mapdropd check  [-state DIR] PATH...
 //	mapdropd confirm FILE...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
-//
-// serve's flags:
-//
-//	-tables DIR            every regular file in DIR is a map named after the file
-//	-map NAME=PATH         also serve the file PATH as map NAME (repeatable)
-//	-socketmap ADDR        socketmap listener, unix:/path or inet:host:port
-//	                       (repeatable; default unix:/run/mapdrop/mapdropd.sock)
-//	-tcp NAME=HOST:PORT    serve map NAME over tcp_table on HOST:PORT (repeatable)
-//	-socket-mode MODE      file mode of unix sockets (default 0660)
-//	-socket-group GROUP    group of unix sockets, a name or a gid
-//	-export DIR            write cdb snapshots of the -export-maps into DIR after every load
-//	-export-maps LIST      comma-separated maps to export (default mailbox_command)
-//	-recipient-delimiter C characters that start an address extension, as Postfix's
-//	                       recipient_delimiter (default "+"; empty: none)
-//	-address-maps LIST     maps looked up as addresses whatever their name
-//	-exact-maps LIST       maps looked up by exact key whatever their name
-//	-max-conns N           most concurrent connections (default 1000)
-//	-idle-timeout D        close a connection idle this long (default 60s)
-//	-request-timeout D     deadline for one request and its reply (default 10s)
-//	-log-level L           info or debug (debug logs every query)
-//
-// query's flags: -s ADDR, the server (default env MAPDROP_SERVER, else
-// unix:/run/mapdrop/mapdropd.sock); -timeout D, give up after D (default 10s).
+//	mapdropd -h | -version
 //
 // Exit status (package failure): 0 success (query: every key found), 1 a key
 // not found (query, as postmap -q), 64 usage, 65 a table has errors
@@ -60,8 +35,9 @@ func main() {
 }
 
 // command is one of mapdropd's commands. Its synopsis and summary are the
-// text of the usage messages and of the man page (doc/mapdropd.8), which
-// is generated from them and from the commands' flags.
+// text of the usage messages, "mapdropd -h" and "mapdropd NAME -h", from
+// which "go generate ./doc" writes the man page doc/mapdropd.8: a new
+// command needs only its entry here and its flags in newFlagSet/parseFlags.
 type command struct {
 	name     string
 	synopsis string // the arguments after the command name
@@ -88,7 +64,7 @@ func run(args []string) int {
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage(os.Stdout)
+		help(os.Stdout)
 		return 0
 	case "-version", "--version", "version":
 		fmt.Println(version.String("mapdropd"))
@@ -120,10 +96,6 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `Run "mapdropd COMMAND -h" for the flags of a command.`)
 }
 
-// flagSetHook, when set, is called with every command's flag set once its
-// flags are defined, before it parses them (the man page generator).
-var flagSetHook func(*flag.FlagSet)
-
 // newFlagSet returns the flag set of command name, whose usage message is
 // its synopsis, summary and flags.
 func newFlagSet(name string) *flag.FlagSet {
@@ -153,9 +125,6 @@ func hasFlags(fs *flag.FlagSet) bool {
 // the error and the usage message on standard error and returns the usage
 // exit status, done. Otherwise done is false and the command goes on.
 func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if flagSetHook != nil {
-		flagSetHook(fs)
-	}
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)

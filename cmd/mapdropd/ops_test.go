@@ -222,6 +222,32 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 		t.Errorf("mapdropd also opened its default socket, though systemd passed sockets:\n%s", stderr)
 	}
 
+	// A reload by the watcher, not asked by systemd, refreshes STATUS=:
+	// one more entry, then an edit that does not load.
+	edit := func(text string) {
+		tmp := filepath.Join(dir, ".virtual_alias.tmp")
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "virtual_alias")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(testTables["virtual_alias"] + "new@some.domain user1@some.domain\n")
+	if got, want := nextNotify(t, msgs), "STATUS=serving 3 maps, 8 entries, no errors"; got != want {
+		t.Errorf("notification after the watcher's reload %q, want %q", got, want)
+	}
+	edit(testTables["virtual_alias"] + "new@some.domain user1@some.domain\nbroken@some.domain\n")
+	if got, want := nextNotify(t, msgs), "STATUS=serving 3 maps, 8 entries, 1 failing to load: virtual_alias"; got != want {
+		t.Errorf("notification after a broken edit %q, want %q", got, want)
+	}
+	// An emptied file is held back until confirmed: STATUS= says so.
+	edit("")
+	held := "serving 3 maps, 8 entries, 1 held back (mapdropd confirm): virtual_alias"
+	if got, want := nextNotify(t, msgs), "STATUS="+held; got != want {
+		t.Errorf("notification after emptying a map %q, want %q", got, want)
+	}
+
 	child.Signal(syscall.SIGHUP)
 	got := nextNotify(t, msgs)
 	usec, ok := strings.CutPrefix(got, "RELOADING=1\nMONOTONIC_USEC=")
@@ -229,7 +255,7 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 	if v, err := strconv.ParseInt(usec, 10, 64); !ok || !ok2 || err != nil || v <= 0 {
 		t.Errorf("notification on SIGHUP %q, want RELOADING=1, MONOTONIC_USEC=N, STATUS", got)
 	}
-	if got, want := nextNotify(t, msgs), "READY=1\nSTATUS=serving 3 maps, 7 entries, no errors"; got != want {
+	if got, want := nextNotify(t, msgs), "READY=1\nSTATUS="+held; got != want {
 		t.Errorf("notification after the reload %q, want %q", got, want)
 	}
 	child.Signal(syscall.SIGTERM)
@@ -245,4 +271,114 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 		t.Error("mapdropd did not exit within 20s of SIGTERM")
 	}
 	done <- nil // for the cleanup
+}
+
+// A restart with the same tables rewrites neither the cdb export nor the
+// last good copy (same inode, same mtime): Postfix's daemons restart when
+// a table file they opened is replaced. A changed table still is.
+func TestRestartRewritesNothingUnchanged(t *testing.T) {
+	dir := writeTables(t, map[string]string{
+		"virtual_mailbox_domains": "some.domain OK\n",
+		"mailbox_command":         "you  /usr/local/bin/mapdrop -d ${USER}\n",
+	})
+	out := t.TempDir()
+	d := startDaemon(t, dir, "-export", out, "-state", out)
+	files := []string{filepath.Join(out, "mailbox_command.cdb"), filepath.Join(out, "mailbox_command.last-good")}
+	var before []os.FileInfo
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("after the first start: %v", err)
+		}
+		before = append(before, fi)
+	}
+	time.Sleep(20 * time.Millisecond) // a rewrite would get another mtime
+	if code := d.Stop(t); code != 0 {
+		t.Fatalf("stop: exit %d", code)
+	}
+	d.Start(t)
+	for i, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil || !os.SameFile(before[i], fi) || !fi.ModTime().Equal(before[i].ModTime()) {
+			t.Errorf("%s rewritten by a restart with the same tables (%v)", filepath.Base(f), err)
+		}
+	}
+	d.Stop(t)
+	if err := os.WriteFile(filepath.Join(dir, "mailbox_command"), []byte("you  v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Start(t)
+	for i, f := range files {
+		if fi, err := os.Stat(f); err != nil || os.SameFile(before[i], fi) {
+			t.Errorf("%s not rewritten after a restart with a changed table (%v)", filepath.Base(f), err)
+		}
+	}
+}
+
+// A lookup made while mapdropd restarts waits in the backlog of the socket
+// the service manager holds, and is answered by the new process: the
+// socket is passed (LISTEN_FDS) to one mapdropd, which is stopped, then to
+// the next, as systemd does with mapdropd.socket.
+func TestRestartLookupWaitsInBacklog(t *testing.T) {
+	dir := writeTables(t, testTables)
+	path := filepath.Join(t.TempDir(), "mapdropd.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	start := func() (*exec.Cmd, <-chan error, *testkit.Buffer) {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" serve -tables "$1"`, bin(t), dir)
+		cmd.ExtraFiles = []*os.File{lf}
+		log := &testkit.Buffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, done, log
+	}
+	query := func() (int, string, string) {
+		return mapdropd(t, "", "query", "-timeout", "60s", "-s", "unix:"+path, "virtual_mailbox", "user1@some.domain")
+	}
+	first, done, log := start()
+	if code, out, errOut := query(); code != 0 || out != "some.domain/user1/Maildir/\n" {
+		t.Fatalf("through the passed socket: exit %d %q %q\n%s", code, out, errOut, log)
+	}
+	first.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("first mapdropd after SIGTERM: %v\n%s", err, log)
+	}
+	// No server now: the lookup waits.
+	type result struct {
+		code     int
+		out, err string
+	}
+	answered := make(chan result, 1)
+	go func() {
+		code, out, errOut := query()
+		answered <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-answered:
+		t.Fatalf("a lookup with no server running returned at once: %+v", r)
+	case <-time.After(time.Second):
+	}
+	_, _, log2 := start()
+	select {
+	case r := <-answered:
+		if r.code != 0 || r.out != "some.domain/user1/Maildir/\n" {
+			t.Errorf("the lookup made during the restart: %+v\n%s", r, log2)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the lookup made during the restart was not answered by the new server\n%s", log2)
+	}
 }

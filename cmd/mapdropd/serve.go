@@ -111,6 +111,7 @@ func serve(args []string) int {
 	if err != nil {
 		return fail(log, err)
 	}
+	warnUnmapped(privUIDs, log)
 	if *perUID < 0 {
 		return fail(log, failure.New(failure.Usage, "-max-conns-per-uid %d: want 0 or more", *perUID))
 	}
@@ -123,10 +124,12 @@ func serve(args []string) int {
 	if *metricsAddr != "" {
 		met = metrics.New()
 		cfg.OnResult = met.Loaded
+		cfg.OnStale = met.Stale
 	}
 	cfg.Logger = log
 	cfg.OnLoad = tf.exportHook(*exportDir, log)
 	cfg.StateDir = *stateDir
+	status := statusOnResult(&cfg)
 	if *exportDir != "" {
 		if fi, err := os.Stat(*exportDir); err != nil || !fi.IsDir() {
 			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
@@ -208,9 +211,17 @@ func serve(args []string) int {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 	}
-	notifyErr(notify.Ready(statusText(rl)))
+	drain(status.changed)
+	statusLine := status.text(rl)
+	notifyErr(notify.Ready(statusLine))
 	for {
 		select {
+		case <-status.changed:
+			// A reload by the watcher: say so when the summary changed.
+			if s := status.text(rl); s != statusLine {
+				statusLine = s
+				notifyErr(notify.Status(statusLine))
+			}
 		case err := <-watchDone:
 			// The watcher only stops on its own when it cannot watch any more;
 			// keep serving the tables we have rather than drop every lookup.
@@ -223,7 +234,9 @@ func serve(args []string) int {
 				if err := rl.LoadAll(); err != nil {
 					log.Error("reload: some tables kept their previous version", "err", err)
 				}
-				notifyErr(notify.Ready(statusText(rl)))
+				drain(status.changed)
+				statusLine = status.text(rl)
+				notifyErr(notify.Ready(statusLine))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())

@@ -5,9 +5,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/mapdrop/mapdrop/internal/roottest"
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // The shipped units pass systemd-analyze verify (with ExecStart pointing
@@ -39,7 +45,9 @@ func TestSystemdUnits(t *testing.T) {
 	if v, _ := strconv.ParseFloat(string(m[1]), 64); v > 2.0 {
 		t.Errorf("exposure %s, want at most 2.0\n%s", m[1], out)
 	}
-	for _, want := range []string{"Before=postfix.service postfix@-.service", "Type=notify", "Restart=on-failure", "User=mapdrop"} {
+	// PrivateUsers=yes would map postfix's uid to 65534, into the per-uid
+	// limit that local users share (see TestNoLockoutByLocalUser).
+	for _, want := range []string{"Before=postfix.service postfix@-.service", "Type=notify", "Restart=on-failure", "User=mapdrop", "\nPrivateUsers=no\n"} {
 		if !strings.Contains(string(mustRead(t, "../../contrib/mapdropd.service")), want) {
 			t.Errorf("mapdropd.service lacks %q", want)
 		}
@@ -53,4 +61,46 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestUnmappedUIDs(t *testing.T) {
+	for _, c := range []struct {
+		uidMap string
+		uids   []uint32
+		want   []uint32
+	}{
+		{"         0          0 4294967295\n", []uint32{0, 101, 4294967294}, nil},
+		{"         0          0          1\n", []uint32{0, 101}, []uint32{101}},
+		{"         0          0          1\n       998        998          1\n", []uint32{0, 101, 998}, []uint32{101}},
+		{"", []uint32{0}, []uint32{0}},
+	} {
+		if got := unmappedUIDs(c.uidMap, c.uids); !slices.Equal(got, c.want) {
+			t.Errorf("unmappedUIDs(%q, %v) = %v, want %v", c.uidMap, c.uids, got, c.want)
+		}
+	}
+}
+
+// In a user namespace that maps only root (as PrivateUsers= maps only root
+// and the service user), serve says that postfix's uid is not mapped.
+func TestServeWarnsUnmappedPrivileged(t *testing.T) {
+	unshare := requireTool(t, "unshare")
+	roottest.Require(t) // to map root into the namespace
+	dir := writeTables(t, testTables)
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	cmd := exec.Command(unshare, "--user", "--map-root-user", bin(t), "serve", "-tables", dir,
+		"-socketmap", "unix:"+sock, "-privileged-users", "root,4242")
+	var log testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(log.String(), "listening") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "not mapped in mapdropd's user namespace") || !strings.Contains(log.String(), "uid=4242") ||
+		strings.Contains(log.String(), "uid=0 ") {
+		t.Errorf("no (or a wrong) warning for an unmapped privileged uid:\n%s", log.String())
+	}
 }

@@ -58,6 +58,9 @@ func Main(newFilter FilterFunc) {
 		fmt.Fprintf(os.Stderr, "mapdrop: %s\n", privilegeError(reason))
 		os.Exit(failure.Temporary.ExitCode())
 	}
+	if code, done := helpOrVersion(os.Args[1:], os.Stdout, filepath.Base(os.Args[0])); done {
+		os.Exit(code)
+	}
 	log, _ := maillog.OpenPath(logOption(os.Args[1:]))
 	code := safely(os.Stderr, func() error { return run(os.Args[1:], os.Stdin, log, newFilter) })
 	log.Close()

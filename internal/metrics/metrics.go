@@ -17,6 +17,12 @@
 //	                                         because of the connection limits
 //	mapdropd_connections_evicted_total       counter; idle or stalled connections
 //	                                         closed to admit a new one
+//	mapdropd_map_served_from_last_good{map}  gauge; 1 while the map is served from
+//	                                         its last good copy (-state) because its
+//	                                         file did not load at startup, else 0
+//	mapdropd_map_load_held_back{map}         gauge; 1 while the newest file of the
+//	                                         map is held back as cut short or emptied,
+//	                                         waiting for "mapdropd confirm", else 0
 //
 // plus the standard Go runtime (go_*) and process (process_*) collectors.
 //
@@ -32,6 +38,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -42,6 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mapdrop/mapdrop/lookup/server"
+	"github.com/mapdrop/mapdrop/tables/reload"
 )
 
 // UnknownMap is the map label of lookups in maps that mapdropd does not
@@ -60,6 +68,8 @@ type Metrics struct {
 	connsOpen    prometheus.Gauge
 	connsReject  prometheus.Counter
 	connsEvicted prometheus.Counter
+	stale        *prometheus.GaugeVec
+	held         *prometheus.GaugeVec
 
 	mu      sync.Mutex // serialises adding maps
 	maps    atomic.Pointer[map[string]*mapCounters]
@@ -109,9 +119,17 @@ func New() *Metrics {
 			Name: "mapdropd_connections_evicted_total",
 			Help: "Idle or stalled connections closed to admit a new one at -max-conns or -max-conns-per-uid.",
 		}),
+		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mapdropd_map_served_from_last_good",
+			Help: "1 while the map is served from its last good copy (-state) because its file did not load at startup, else 0.",
+		}, []string{"map"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mapdropd_map_load_held_back",
+			Help: "1 while the newest file of the map is held back as cut short or emptied, waiting for mapdropd confirm, else 0.",
+		}, []string{"map"}),
 	}
 	m.reg.MustRegister(m.lookups, m.duration, m.reloads, m.entries, m.lastSuccess,
-		m.connsOpen, m.connsReject, m.connsEvicted,
+		m.connsOpen, m.connsReject, m.connsEvicted, m.stale, m.held,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	empty := map[string]*mapCounters{}
@@ -150,6 +168,8 @@ func (m *Metrics) addMap(name string) {
 	next[name] = m.counters(name)
 	m.reloads.WithLabelValues(name, "ok")
 	m.reloads.WithLabelValues(name, "error")
+	m.stale.WithLabelValues(name)
+	m.held.WithLabelValues(name)
 	m.maps.Store(&next)
 }
 
@@ -179,16 +199,33 @@ func (m *Metrics) ConnEvicted() { m.connsEvicted.Inc() }
 
 // Loaded records one load attempt of map name, as the reloader reports
 // it: entries is the size of the new table when err is nil; otherwise the
-// previous table (if any) keeps serving and only the error is counted.
+// previous table (if any) keeps serving and only the error is counted. A
+// *reload.HeldBack error (a file that looks cut short or emptied) also
+// sets mapdropd_map_load_held_back until the next attempt.
 func (m *Metrics) Loaded(name string, entries int, err error) {
 	m.addMap(name)
+	var hb *reload.HeldBack
+	if errors.As(err, &hb) {
+		m.held.WithLabelValues(name).Set(1)
+	} else {
+		m.held.WithLabelValues(name).Set(0)
+	}
 	if err != nil {
 		m.reloads.WithLabelValues(name, "error").Inc()
 		return
 	}
 	m.reloads.WithLabelValues(name, "ok").Inc()
+	m.stale.WithLabelValues(name).Set(0)
 	m.entries.WithLabelValues(name).Set(float64(entries))
 	m.lastSuccess.WithLabelValues(name).Set(float64(time.Now().UnixNano()) / 1e9)
+}
+
+// Stale records that map name is served from its last good copy because
+// its file did not load at startup (the reloader's OnStale hook); the next
+// successful load of its file ends it.
+func (m *Metrics) Stale(name, copyPath string) {
+	m.addMap(name)
+	m.stale.WithLabelValues(name).Set(1)
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

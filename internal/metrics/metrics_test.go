@@ -210,3 +210,103 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		t.Errorf("Lookup allocates %v times per call", n)
 	}
 }
+
+// A map served from its last good copy at startup shows as
+// mapdropd_map_served_from_last_good 1 until its file loads again; other
+// maps show 0.
+func TestServedFromLastGood(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("virtual_alias", "a@x.test b@y.test\n")
+	write("userdb", "u1 uid=5000|gid=5000|home=/home/u1\n")
+	start := func() (*metrics.Metrics, *reload.Reloader, *httptest.Server) {
+		m := metrics.New()
+		st, err := store.New("+")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := reload.New(reload.Config{Dir: dir, StateDir: state, OnResult: m.Loaded, OnStale: m.Stale,
+			Logger: slog.New(slog.DiscardHandler)}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := httptest.NewServer(m.Handler())
+		t.Cleanup(web.Close)
+		return m, rl, web
+	}
+	_, rl, web := start()
+	if err := rl.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(t, web.URL)[`mapdropd_map_served_from_last_good{map="virtual_alias"}`]; got != 0 {
+		t.Errorf("after a good load: %v, want 0", got)
+	}
+	// A broken edit, then a restart: served from the copy.
+	write("virtual_alias", "a@x.test\n")
+	_, rl, web = start()
+	rl.LoadAll()
+	got := scrape(t, web.URL)
+	if got[`mapdropd_map_served_from_last_good{map="virtual_alias"}`] != 1 || got[`mapdropd_map_served_from_last_good{map="userdb"}`] != 0 {
+		t.Errorf("after a restart with a broken file: %v", got)
+	}
+	write("virtual_alias", "a@x.test c@y.test\n")
+	if err := rl.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(t, web.URL)[`mapdropd_map_served_from_last_good{map="virtual_alias"}`]; got != 0 {
+		t.Errorf("after the file was fixed: %v, want 0", got)
+	}
+}
+
+// A load held back as an emptied file shows as
+// mapdropd_map_load_held_back 1 (and counts as a reload error) until the
+// admin confirms it and it loads.
+func TestLoadHeldBack(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "virtual_alias")
+	if err := os.WriteFile(path, []byte("a@x.test b@y.test\nc@x.test d@y.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	st, err := store.New("+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := reload.New(reload.Config{Dir: dir, OnResult: m.Loaded, Logger: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(m.Handler())
+	defer web.Close()
+	if err := rl.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	const series = `mapdropd_map_load_held_back{map="virtual_alias"}`
+	if got := scrape(t, web.URL); got[series] != 0 || got[`mapdropd_map_entries{map="virtual_alias"}`] != 2 {
+		t.Errorf("after a good load: %v", got)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.LoadAll(); err == nil {
+		t.Fatal("an emptied map went live unconfirmed")
+	}
+	got := scrape(t, web.URL)
+	if got[series] != 1 || got[`mapdropd_reloads_total{map="virtual_alias",result="error"}`] != 1 || got[`mapdropd_map_entries{map="virtual_alias"}`] != 2 {
+		t.Errorf("after emptying the file: %v", got)
+	}
+	if _, _, err := reload.Confirm(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(t, web.URL); got[series] != 0 || got[`mapdropd_map_entries{map="virtual_alias"}`] != 0 {
+		t.Errorf("after the confirmation: %v", got)
+	}
+}

@@ -67,7 +67,9 @@ func (s *Server) register(c *conn) bool {
 	case s.closed:
 		s.mu.Unlock()
 		return false
-	case s.waiting >= s.maxConns():
+	case s.waiting >= s.maxConns() && !c.privileged:
+		// Postfix's own clients are never turned away: under a flood of
+		// connections this count can reach the limit for a moment.
 		reason = "too many connections waiting for a slot"
 	case c.limited() && s.perUID[c.uid] >= s.maxConnsPerUID():
 		victim = s.pickVictim(time.Now(), func(v *conn) bool { return v.limited() && v.uid == c.uid })
@@ -97,6 +99,7 @@ func (s *Server) register(c *conn) bool {
 		s.perUID[c.uid]++
 	}
 	s.waiting++
+	c.waitCounted = true
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if victim != nil {
@@ -114,7 +117,7 @@ func (s *Server) admit(c *conn) bool {
 	got := func() bool {
 		s.mu.Lock()
 		c.slotted = true
-		s.waiting--
+		s.uncountWaiting(c)
 		s.mu.Unlock()
 		if o := s.Observer; o != nil {
 			o.ConnOpened()
@@ -197,6 +200,19 @@ func (s *Server) evictLocked(v *conn) {
 	if v.limited() {
 		s.decUID(v.uid)
 	}
+	// A connection closed while it waited no longer waits, though its
+	// goroutine may take a while to notice under a flood: it must not fill
+	// the count of waiting connections that refuses newcomers.
+	s.uncountWaiting(v)
+}
+
+// uncountWaiting takes c out of the count of connections waiting for a
+// slot, once. Called with s.mu held.
+func (s *Server) uncountWaiting(c *conn) {
+	if c.waitCounted {
+		c.waitCounted = false
+		s.waiting--
+	}
 }
 
 // closeEvicted closes v, which evictLocked marked, for newcomer c, and
@@ -239,9 +255,7 @@ func (s *Server) unregister(c *conn) {
 		s.decUID(c.uid)
 	}
 	slotted := c.slotted
-	if !slotted {
-		s.waiting--
-	}
+	s.uncountWaiting(c)
 	s.mu.Unlock()
 	if slotted {
 		<-s.slots

@@ -162,6 +162,11 @@ func TestMaxConnsPerUID(t *testing.T) {
 			t.Fatalf("query: %q", got)
 		}
 	}
+	// Let the server mark both idle (until then, a connection that has just
+	// written its reply counts as busy, and a loaded machine could leave
+	// the first busy while the second is idle already: the test then saw
+	// the second closed).
+	time.Sleep(100 * time.Millisecond)
 	// A third connection of the same uid closes that uid's longest-idle one.
 	third := dialRaw(t, a)
 	if got := third.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
@@ -226,5 +231,43 @@ func TestConnectionsObserved(t *testing.T) {
 	}
 	if obs.open.Load() != 1 {
 		t.Errorf("opened %d, want 1", obs.open.Load())
+	}
+}
+
+// A privileged client is admitted (to wait for a slot) even when as many
+// connections as -max-conns wait already: under a flood of connections the
+// count of waiting ones can reach the limit, and Postfix must never be
+// turned away for it.
+func TestPrivilegedNotRefusedWhenManyWait(t *testing.T) {
+	defer server.SetStallAfter(time.Hour)()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s, logs := fixtures.TableServer(t, func(s *server.Server) {
+		s.MaxConns = 1
+		s.PrivilegedUIDs = []uint32{uint32(os.Getuid())}
+		s.Tables = blockingTables(entered, release)
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	unix := listenUnix(t, s)
+	tcp := fixtures.SocketmapAddr(t, s) // no peer uid: never privileged
+	busy := dialRaw(t, unix)
+	busy.send("12:userdb block,")
+	<-entered
+	waiting := dialRaw(t, tcp) // waits for the only slot
+	waiting.notServed("the TCP connection while the slot is busy")
+	priv := dialRaw(t, unix)
+	priv.send("12:userdb user1,")
+	priv.notServed("the privileged connection while the slot is busy")
+	close(release)
+	released = true
+	if got := busy.reply(); got != "OK released" {
+		t.Fatalf("busy: %q", got)
+	}
+	if got := priv.reply(); !strings.HasPrefix(got, "OK ") {
+		t.Fatalf("the privileged connection, once the slot was free: %q\n%s", got, logs)
 	}
 }

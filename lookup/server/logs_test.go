@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapdrop/mapdrop/internal/testkit"
 	"github.com/mapdrop/mapdrop/internal/testkit/fixtures"
@@ -95,6 +96,8 @@ func TestTCPTableFailureLogged(t *testing.T) {
 	if got := c.line(); !strings.HasPrefix(got, "400 ") {
 		t.Fatalf("too long a value: %q", got)
 	}
+	// The line is logged after the reply is written.
+	testkit.Poll(10*time.Second, func() bool { return len(logLines(logs, "answer=400")) > 0 })
 	if l := logLines(logs, "level=WARN", "lookup failed", "map=userdb", "key=big", "answer=400", "protocol=tcp_table"); len(l) != 1 {
 		t.Errorf("400 answer: %d lines, want 1:\n%s", len(l), logs)
 	}

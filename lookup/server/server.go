@@ -43,7 +43,10 @@
 // longest first; then, for a privileged newcomer only, idle connections of
 // privileged peers. A newcomer for whom there is no candidate waits until
 // a connection closes (requests in flight end within RequestTimeout); at
-// most MaxConns newcomers wait, further ones are closed at once.
+// most MaxConns unprivileged newcomers wait, further ones are closed at
+// once (a privileged one always waits). A connection closed to make room
+// stops counting as waiting at once, so a flood of connections that close
+// one another cannot fill the waiting count.
 //
 // Per-user limit. On a unix socket the server knows each peer's uid
 // (SO_PEERCRED). A uid that is not in PrivilegedUIDs may hold at most
@@ -216,6 +219,9 @@ type conn struct {
 	start      time.Time     // first byte of the request being served; owned by the connection's goroutine
 	evicted    atomic.Bool   // closed to make room; set with Server.mu held
 	slotted    bool          // holds a slot; guarded by Server.mu
+	// waitCounted: counted in Server.waiting (registered, neither slotted
+	// nor evicted yet); guarded by Server.mu.
+	waitCounted bool
 
 	mu    sync.Mutex
 	idle  bool      // waiting for the first byte of a request

@@ -36,10 +36,20 @@
 // removed by the next Snapshot of the same name; one still locked by a live
 // writer is left alone. WriteFile replaces any other file (such as a map's
 // last good source text) in the same way.
+//
+// # Unchanged files stay
+//
+// When the file in place is a regular file of mode 0644 holding exactly the
+// bytes just written, the temporary file is removed and the file in place
+// is left as it is (same inode, same mtime): Postfix's daemons restart when
+// a table file they opened is replaced, so a restart of mapdropd with the
+// same tables restarts none of them.
 package export
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -126,6 +136,9 @@ func replace(dir, file, what string, write func(*os.File) error) error {
 	if err := write(f); err != nil {
 		return err
 	}
+	if sameAsFile(f, filepath.Join(dir, file)) {
+		return nil // the deferred function removes the temporary file
+	}
 	if err := f.Sync(); err != nil {
 		return failure.Wrap(failure.Temporary, err, "%s: fsync %s", what, tmp)
 	}
@@ -142,6 +155,36 @@ func replace(dir, file, what string, write func(*os.File) error) error {
 		return failure.Wrap(failure.Temporary, err, "%s: fsync directory %s", what, dir)
 	}
 	return nil
+}
+
+// sameAsFile reports whether path is a regular file of mode FileMode
+// holding exactly what f holds. Any error reads as "not the same".
+func sameAsFile(f *os.File, path string) bool {
+	old, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer old.Close()
+	ofi, err := old.Stat()
+	if err != nil || !ofi.Mode().IsRegular() || ofi.Mode().Perm() != FileMode {
+		return false
+	}
+	nfi, err := f.Stat()
+	if err != nil || nfi.Size() != ofi.Size() {
+		return false
+	}
+	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
+	for off := int64(0); off < nfi.Size(); {
+		n, err := f.ReadAt(a, off)
+		if n == 0 && err != nil {
+			return false
+		}
+		if m, err := io.ReadFull(io.NewSectionReader(old, off, int64(n)), b[:n]); m != n || err != nil || !bytes.Equal(a[:n], b[:n]) {
+			return false
+		}
+		off += int64(n)
+	}
+	return true
 }
 
 // wrap keeps the kind of err (plain errors are Temporary); nil stays nil.

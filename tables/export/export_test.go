@@ -408,3 +408,57 @@ func TestWriteFile(t *testing.T) {
 		t.Errorf("WriteFile(../x): %v, want Permanent", err)
 	}
 }
+
+// A snapshot or file identical to the one in place leaves it alone (same
+// inode and mtime, no temporary file left); a different one replaces it,
+// and so does an identical one whose mode is not 0644.
+func TestUnchangedFileStays(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users.cdb")
+	if err := export.Snapshot(dir, "users", numbered(3000)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := export.Snapshot(dir, "users", numbered(3000)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("an identical snapshot replaced the file in place")
+	}
+	if got := dirNames(t, dir); len(got) != 1 {
+		t.Errorf("dir holds %q, want only users.cdb", got)
+	}
+	if err := export.Snapshot(dir, "users", numbered(3001)); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := os.Stat(path); err != nil || os.SameFile(before, changed) {
+		t.Errorf("a different snapshot did not replace the file (%v)", err)
+	}
+	if _, ok := lookup(t, path, "key3000@example.com"); !ok {
+		t.Error("the new entry is not in the new snapshot")
+	}
+
+	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "copy")
+	before, _ = os.Stat(cp)
+	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(cp); !os.SameFile(before, after) {
+		t.Error("an identical WriteFile replaced the file in place")
+	}
+	os.Chmod(cp, 0o600)
+	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(cp); os.SameFile(before, after) || after.Mode().Perm() != 0o644 {
+		t.Errorf("an identical file of mode 0600 was left in place (mode now %v)", after.Mode())
+	}
+}
