@@ -166,9 +166,9 @@ var schema = &memdb.DBSchema{
 type Store struct {
 	delims string
 	db     *memdb.MemDB
-	mu     sync.Mutex          // serialises ReplaceTable and Apply, so views follow commit order
+	mu     sync.Mutex           // serialises ReplaceTable and Apply, so views follow commit order
 	view   atomic.Pointer[view] // published copy of the committed rows
-	rev    int64               // revision of the last Apply; with mu
+	rev    int64                // revision of the last Apply; with mu
 }
 
 // view is what a lookup reads: the committed maps and the source revision
