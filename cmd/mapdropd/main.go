@@ -11,6 +11,7 @@
 //	                [-log-level info|debug]
 //	mapdropd query  [-s ADDR] [-timeout 10s] MAP KEY...  (KEY "-" reads keys from stdin, as postmap -q -)
 //	mapdropd check  PATH...
+//	mapdropd push   -etcd URLS [-etcd-prefix P] [-timeout D] PATH...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
 //
 // serve's flags:
@@ -72,6 +73,8 @@ var commands = []command{
 		"Serve the tables over socketmap and tcp_table, reloading each file as soon as it changes."},
 	{"query", "[-s ADDR] [-timeout D] [-explain] MAP KEY...",
 		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
+	{"push", "-etcd URLS [-etcd-prefix P] [-timeout D] PATH...",
+		"Parse map files and directories as check does and, when all parse, push them into etcd: each map replaced atomically, on every mapdropd serve -etcd. Prints NAME revision REV per map."},
 	{"check", "PATH...",
 		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON and, when all is well, one summary line."},
 	{"export", "-tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR",
@@ -98,6 +101,8 @@ func run(args []string) int {
 		return query(args[1:])
 	case "check":
 		return check(args[1:])
+	case "push":
+		return push(args[1:])
 	case "export":
 		return exportCmd(args[1:])
 	}

@@ -47,6 +47,9 @@ func servePassed(srv *server.Server, log *slog.Logger) (int, error) {
 
 // statusText is the one-line summary for systemd's STATUS=.
 func statusText(rl *reload.Reloader) string {
+	if rl == nil {
+		return "serving maps from etcd"
+	}
 	st := rl.Status()
 	s := fmt.Sprintf("serving %d maps, %d entries", st.Maps, st.Entries)
 	if len(st.Failing) == 0 {

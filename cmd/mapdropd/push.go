@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/etcdmaps"
+)
+
+// defaultEtcdPrefix is the default -etcd-prefix of push and serve.
+const defaultEtcdPrefix = "/mapdrop/"
+
+// push implements "mapdropd push": parse every map file as check does,
+// then write them into etcd (package etcdmaps). Every error is printed as
+// FILE:LINE: REASON on stderr and the push stops with exit 1 before
+// anything is written. On success it prints one line per map:
+// "NAME revision REV entries N version V". Exit status: 0 pushed, 1 a file
+// has errors, 64 usage, 75 the cluster is unreachable or another push of
+// the same map won (nothing switched: push again).
+func push(args []string) int {
+	fs := newFlagSet("push")
+	endpoints := fs.String("etcd", "", "comma-separated etcd client `URLS`, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379")
+	prefix := fs.String("etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long, `D`")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if *endpoints == "" || fs.NArg() == 0 {
+		return usageError("mapdropd push -etcd URLS [-etcd-prefix P] [-timeout D] PATH...")
+	}
+	maps, errs, warnings := etcdmaps.Read(fs.Args()...)
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", w)
+	}
+	if len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		fmt.Fprintf(os.Stderr, "mapdropd push: %d errors: nothing pushed\n", len(errs))
+		return 1
+	}
+	if len(maps) == 0 {
+		fmt.Fprintf(os.Stderr, "mapdropd push: no tables in %s\n", strings.Join(fs.Args(), " "))
+		return 1
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: splitList(*endpoints), Logger: zap.NewNop(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s: %v\n", *endpoints, err)
+		return failure.Temporary.ExitCode()
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{})
+	for _, r := range res {
+		fmt.Printf("%s revision %d entries %d version %s\n", r.Name, r.Revision, r.Entries, r.Version)
+	}
+	switch {
+	case err != nil && len(res) > 0:
+		fmt.Fprintf(os.Stderr, "mapdropd push: warning: the maps above are switched, but deleting their old versions failed: %v\n", err)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "mapdropd push: %v\n", err)
+		return failure.ExitCode(err)
+	}
+	return 0
+}
