@@ -10,6 +10,7 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -63,18 +64,16 @@ type Member struct {
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	Members []*Member
-	t       testing.TB
 }
 
 // freePort returns a free TCP port on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start starts an n-member cluster and waits until it answers a
@@ -82,14 +81,31 @@ func freePort(t testing.TB) int {
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	Require(t)
-	dir := t.TempDir()
-	c := &Cluster{t: t}
+	c, err := Launch(t.TempDir(), n)
+	if c != nil {
+		t.Cleanup(c.KillAll)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Launch is Start outside a test (benchmarks): the members' data and logs
+// go into dir, and the caller kills them (KillAll), also after an error.
+func Launch(dir string, n int) (*Cluster, error) {
+	c := &Cluster{}
 	var initial []string
 	for i := 0; i < n; i++ {
+		cp, err1 := freePort()
+		pp, err2 := freePort()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
 		m := &Member{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cp),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", pp),
 		}
 		m.Dir = filepath.Join(dir, m.Name)
 		m.logPath = filepath.Join(dir, m.Name+".log")
@@ -112,34 +128,34 @@ func Start(t testing.TB, n int) *Cluster {
 			"--logger", "zap",
 			"--log-level", "warn",
 		}
-		m.start(t)
+		if err := m.start(); err != nil {
+			return c, err
+		}
 	}
-	t.Cleanup(c.KillAll)
-	c.WaitHealthy(t, 60*time.Second)
-	return c
+	return c, c.WaitReady(60 * time.Second)
 }
 
-func (m *Member) start(t testing.TB) {
-	t.Helper()
+func (m *Member) start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd != nil {
-		t.Fatalf("etcdtest: member %s already running", m.Name)
+		return fmt.Errorf("etcdtest: member %s already running", m.Name)
 	}
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(Binary, m.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH=")
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("etcdtest: start %s: %v", m.Name, err)
+		return fmt.Errorf("etcdtest: start %s: %w", m.Name, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(done) }()
 	m.cmd, m.done = cmd, done
+	return nil
 }
 
 // Kill kills the member with SIGKILL and waits for it to exit.
@@ -156,7 +172,12 @@ func (m *Member) Kill() {
 }
 
 // Restart starts a killed member again, with its data.
-func (m *Member) Restart(t testing.TB) { m.start(t) }
+func (m *Member) Restart(t testing.TB) {
+	t.Helper()
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // Log returns the member's log so far.
 func (m *Member) Log() string {
@@ -189,10 +210,14 @@ func (c *Cluster) RestartAll(t testing.TB) {
 		running := m.cmd != nil
 		m.mu.Unlock()
 		if !running {
-			m.start(t)
+			if err := m.start(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	c.WaitHealthy(t, 60*time.Second)
+	if err := c.WaitReady(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Client returns a client of the whole cluster, closed when the test ends.
@@ -206,10 +231,9 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	return cli
 }
 
-// WaitHealthy waits until a linearizable read through every running member
-// succeeds, failing the test after d.
-func (c *Cluster) WaitHealthy(t testing.TB, d time.Duration) {
-	t.Helper()
+// WaitReady waits until a linearizable read through every running member
+// succeeds, and fails after d.
+func (c *Cluster) WaitReady(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for _, m := range c.Members {
 		m.mu.Lock()
@@ -220,7 +244,7 @@ func (c *Cluster) WaitHealthy(t testing.TB, d time.Duration) {
 		}
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL}, Logger: zap.NewNop()})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -231,12 +255,13 @@ func (c *Cluster) WaitHealthy(t testing.TB, d time.Duration) {
 			}
 			if time.Now().After(deadline) {
 				cli.Close()
-				t.Fatalf("etcdtest: member %s not healthy after %v: %v\n%s", m.Name, d, err, tail(m.Log(), 3000))
+				return fmt.Errorf("etcdtest: member %s not healthy after %v: %v\n%s", m.Name, d, err, tail(m.Log(), 3000))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		cli.Close()
 	}
+	return nil
 }
 
 func tail(s string, n int) string {
