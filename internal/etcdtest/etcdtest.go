@@ -94,6 +94,9 @@ func Start(t testing.TB, n int) *Cluster {
 // Launch is Start outside a test (benchmarks): the members' data and logs
 // go into dir, and the caller kills them (KillAll), also after an error.
 func Launch(dir string, n int) (*Cluster, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	c := &Cluster{}
 	var initial []string
 	for i := 0; i < n; i++ {
