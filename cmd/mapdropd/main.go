@@ -33,6 +33,15 @@
 //	-idle-timeout D        close a connection idle this long (default 60s)
 //	-request-timeout D     deadline for one request and its reply (default 10s)
 //	-log-level L           info or debug (debug logs every query)
+//	-etcd URLS             also serve the maps pushed to this etcd cluster (mapdropd push);
+//	                       then -tables may be left out
+//	-etcd-prefix P         etcd key prefix of the maps (default /mapdrop/)
+//	-etcd-cache DIR        copy of the etcd maps, served at startup when the cluster is down
+//	-etcd-start-timeout D  wait this long for the cluster at startup (default 5s)
+//
+// push's flags: -etcd URLS, -etcd-prefix P, -timeout D (default 10m). push
+// exits 1 when a file has errors (nothing is written), 75 when the cluster
+// is unreachable or another push of the same map won.
 //
 // query's flags: -s ADDR, the server (default env MAPDROP_SERVER, else
 // unix:/run/mapdrop/mapdropd.sock); -timeout D, give up after D (default 10s).
@@ -69,7 +78,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "-tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...",
+	{"serve", "[-tables DIR] [-map NAME=PATH]... [-etcd URLS -etcd-cache DIR] [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...",
 		"Serve the tables over socketmap and tcp_table, reloading each file as soon as it changes."},
 	{"query", "[-s ADDR] [-timeout D] [-explain] MAP KEY...",
 		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
