@@ -405,6 +405,10 @@ func TestEtcd(t *testing.T) {
 		if v, _ := hosts[0].lookup(t, "virtual_alias", "postmaster@some.domain"); v != "while-m0-down@example.net" {
 			t.Errorf("host 0 from its cache: %q", v)
 		}
+		// No cluster: a push fails quickly (75), nothing written.
+		if code, out, errOut := mapdropd(t, "", "push", "-etcd", strings.Join(eps, ","), "-etcd-prefix", etcdPrefix, "-connect-timeout", "2s", dir); code != failure.Temporary.ExitCode() || out != "" || !strings.Contains(errOut, "unreachable") {
+			t.Errorf("push without the cluster: exit %d, %q %q; want 75", code, out, errOut)
+		}
 		// No cluster and no cache: no start (75).
 		code, _, errOut := mapdropd(t, "", "serve", "-etcd", strings.Join(eps, ","), "-etcd-prefix", etcdPrefix,
 			"-etcd-start-timeout", "1s", "-socketmap", "unix:"+filepath.Join(t.TempDir(), "s.sock"))

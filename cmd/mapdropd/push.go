@@ -29,6 +29,7 @@ func push(args []string) int {
 	endpoints := fs.String("etcd", "", "comma-separated etcd client `URLS`, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379")
 	prefix := fs.String("etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long, `D`")
+	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "give up when the cluster does not answer within `D`")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -58,6 +59,15 @@ func push(args []string) int {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	// The client waits for the cluster as long as the context lets it:
+	// find out first, and quickly, whether it answers (a quorum read).
+	pctx, pcancel := context.WithTimeout(ctx, min(*connectTimeout, *timeout))
+	_, err = cli.Get(pctx, etcdmaps.NewLayout(*prefix).PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	pcancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
+		return failure.Temporary.ExitCode()
+	}
 	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{})
 	for _, r := range res {
 		fmt.Printf("%s revision %d entries %d version %s\n", r.Name, r.Revision, r.Entries, r.Version)
