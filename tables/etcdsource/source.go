@@ -82,8 +82,9 @@ type Config struct {
 	// running (compaction, a version no longer known, reconnecting after a
 	// start from the cache).
 	OnResync func(revision int64)
-	// StartTimeout bounds Start's attempt to read the cluster before it
-	// falls back to the cache (default 5s).
+	// StartTimeout bounds Start's wait for the cluster to answer before
+	// it falls back to the cache (default 5s); a snapshot that has
+	// started may take longer.
 	StartTimeout time.Duration
 	// ProbeInterval is the time between two probes (default 1s); a probe
 	// fails after ProbeTimeout (default 2s).
@@ -218,9 +219,16 @@ func (s *Source) Maps() []string {
 func (s *Source) Start(ctx context.Context) error {
 	s.starting = true
 	defer func() { s.starting = false }()
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
-	err := s.loadSnapshot(sctx)
+	// StartTimeout bounds the wait for the cluster to answer, not the
+	// snapshot, which takes seconds for millions of entries.
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	_, err := s.cli.Get(pctx, s.layout.PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	cancel()
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+		err = s.loadSnapshot(sctx)
+		cancel()
+	}
 	if err == nil {
 		s.setState(true)
 		s.log.Info("etcd maps loaded", "revision", s.rev, "maps", len(s.ptrs), "endpoints", s.cfg.Endpoints)
@@ -267,7 +275,7 @@ func (s *Source) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if s.needSnapshot {
-			sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 			err := s.loadSnapshot(sctx)
 			cancel()
 			if err != nil {
@@ -361,6 +369,9 @@ func (s *Source) reserved(name string) bool {
 
 // snapshotPage is the number of keys read per request of a snapshot.
 const snapshotPage = 5000
+
+// snapshotTimeout bounds reading one snapshot.
+const snapshotTimeout = 10 * time.Minute
 
 // loadSnapshot reads the whole prefix at one revision and swaps every map.
 func (s *Source) loadSnapshot(ctx context.Context) error {
