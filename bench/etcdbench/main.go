@@ -332,7 +332,9 @@ func writeMap(path string, n int) error {
 // host is a running mapdropd serve.
 type host struct {
 	*exec.Cmd
-	sock string
+	sock   string
+	log    string
+	exited chan struct{}
 }
 
 func (h *host) dial() (*client.Socketmap, error) {
@@ -344,8 +346,8 @@ func (h *host) dial() (*client.Socketmap, error) {
 }
 
 func startHost(bin, dir, name string, args ...string) (*host, error) {
-	h := &host{sock: "unix:" + filepath.Join(dir, name+".sock")}
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	h := &host{sock: "unix:" + filepath.Join(dir, name+".sock"), log: filepath.Join(dir, name+".log"), exited: make(chan struct{})}
+	logf, err := os.Create(h.log)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +356,13 @@ func startHost(bin, dir, name string, args ...string) (*host, error) {
 	if err := h.Start(); err != nil {
 		return nil, err
 	}
+	go func() { h.Wait(); close(h.exited) }()
 	ok := testkit.Poll(10*time.Minute, func() bool {
+		select {
+		case <-h.exited:
+			return true
+		default:
+		}
 		c, err := h.dial()
 		if err != nil {
 			return false
@@ -362,6 +370,12 @@ func startHost(bin, dir, name string, args ...string) (*host, error) {
 		c.Close()
 		return true
 	})
+	select {
+	case <-h.exited:
+		b, _ := os.ReadFile(h.log)
+		return nil, fmt.Errorf("mapdropd %s exited: %s", name, b)
+	default:
+	}
 	if !ok {
 		stopHost(h)
 		return nil, fmt.Errorf("mapdropd %s did not start", name)
@@ -370,10 +384,8 @@ func startHost(bin, dir, name string, args ...string) (*host, error) {
 }
 
 func stopHost(h *host) {
-	if h.Process != nil && h.ProcessState == nil {
-		h.Process.Kill()
-		h.Wait()
-	}
+	h.Process.Kill()
+	<-h.exited
 }
 
 func waitValue(h *host, m, k, want string, limit time.Duration) error {
