@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -444,6 +445,10 @@ func (s *Source) loadSnapshot(ctx context.Context) error {
 	}
 	s.rev, s.ptrs, s.building, s.retired = rev, ptrs, building, map[string]map[string]bool{}
 	s.queueCache()
+	// Reading a big snapshot leaves as much garbage as the maps it built
+	// (the pages of the responses, the replaced trees): give it back now
+	// rather than run at twice the memory until the scavenger does.
+	debug.FreeOSMemory()
 	return nil
 }
 
