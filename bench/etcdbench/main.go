@@ -66,6 +66,7 @@ type config struct {
 	Entries  int           `json:"entries"`
 	Pushes   int           `json:"pushes"`
 	Conns    int           `json:"conns"`
+	InFlight int           `json:"push_inflight"`
 	Duration time.Duration `json:"duration_per_round_ns"`
 	Rounds   int           `json:"rounds"`
 	Quick    bool          `json:"quick"`
@@ -117,6 +118,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.Entries, "entries", 1_000_000, "entries of the pushed map")
 	fs.IntVar(&cfg.Pushes, "pushes", 30, "pushes timed for push-to-served latency")
 	fs.IntVar(&cfg.Conns, "conns", 8, "persistent connections for lookups/s")
+	fs.IntVar(&cfg.InFlight, "inflight", 32, "mapdropd push -inflight: write transactions at once")
 	fs.DurationVar(&cfg.Duration, "duration", 2*time.Second, "length of one lookup round")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "lookup rounds per server")
 	fs.BoolVar(&cfg.Quick, "quick", false, "toy sizes; judge correctness only")
@@ -172,7 +174,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 
 	// 1. Push, and postmap lmdb: of the same file.
 	start := time.Now()
-	if b, err := exec.Command(mapdropd, "push", "-etcd", eps, "-etcd-prefix", prefix, file).CombinedOutput(); err != nil {
+	if b, err := exec.Command(mapdropd, "push", "-inflight", fmt.Sprint(cfg.InFlight), "-etcd", eps, "-etcd-prefix", prefix, file).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("push: %v: %s", err, b)
 	}
 	res.PushSeconds = time.Since(start).Seconds()
@@ -299,7 +301,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	res.EtcdRPS, res.FileRPS, res.Ratio = benchkit.Median(etcdRates), benchkit.Median(fileRates), benchkit.Median(ratios)
 
 	judged := !cfg.Quick
-	res.Report.Add(fmt.Sprintf("push of %d entries", cfg.Entries), fmt.Sprintf("%.1f s", res.PushSeconds),
+	res.Report.Add(fmt.Sprintf("push of %d entries, -inflight %d", cfg.Entries, cfg.InFlight), fmt.Sprintf("%.1f s", res.PushSeconds),
 		fmt.Sprintf("postmap lmdb: %.1f s", res.PostmapSeconds), benchkit.Info)
 	res.Report.Add("memory per entry (etcd host RSS)", fmt.Sprintf("%.0f B", res.BytesPerEntry), "< 600 B", benchkit.Judge(judged, res.BytesPerEntry < 600))
 	res.Report.Add(fmt.Sprintf("push to served, 3 hosts x %d pushes", cfg.Pushes),

@@ -29,6 +29,7 @@ func push(args []string) int {
 	endpoints := fs.String("etcd", "", "comma-separated etcd client `URLS`, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379")
 	prefix := fs.String("etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long, `D`")
+	inFlight := fs.Int("inflight", 32, "write transactions sent at once, `N`")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "give up when the cluster does not answer within `D`")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -68,7 +69,7 @@ func push(args []string) int {
 		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
 		return failure.Temporary.ExitCode()
 	}
-	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{})
+	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight})
 	for _, r := range res {
 		fmt.Printf("%s revision %d entries %d version %s\n", r.Name, r.Revision, r.Entries, r.Version)
 	}

@@ -110,7 +110,7 @@ var ErrConflict = failure.Temp("another push changed a map's pointer while this 
 // PushOptions tune Push.
 type PushOptions struct {
 	// InFlight is the number of write transactions sent at once
-	// (default 8).
+	// (default 32).
 	InFlight int
 	// BeforeSwitch, if set, is called after every new version is written
 	// and before the pointers switch (tests make a conflict with it).
@@ -123,7 +123,7 @@ type PushOptions struct {
 // request is refused before anything is written.
 func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt PushOptions) ([]Result, error) {
 	if opt.InFlight <= 0 {
-		opt.InFlight = 8
+		opt.InFlight = 32
 	}
 	for _, m := range maps {
 		if !ValidName(m.Name) {
