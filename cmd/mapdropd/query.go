@@ -70,6 +70,9 @@ func query(args []string) int {
 	}
 	// A map from etcd: name the revision that answered (stderr, so that
 	// stdout stays what postmap -q prints).
+	if before == 0 {
+		return status // not an etcd map (or a server that cannot say)
+	}
 	if after := servedRevision(ctx, c, mapName, probe); after != 0 {
 		if before == after {
 			fmt.Fprintf(os.Stderr, "mapdropd query: %s: etcd revision %d\n", mapName, after)
