@@ -20,7 +20,8 @@
 // # Outages
 //
 // Every ProbeInterval a linearizable count of the pointers (it needs a
-// quorum) checks that the cluster answers. When it does not, or the watch
+// quorum) checks that the cluster answers. When two in a row fail (each
+// after ProbeTimeout), or the watch
 // fails, the source logs once (WARN "etcd cluster unreachable"), reports
 // connected=false through OnState, keeps serving what it has, and retries
 // with exponential backoff (100 ms doubling up to MaxBackoff); when the
@@ -462,6 +463,7 @@ func (s *Source) follow(ctx context.Context, ok func()) error {
 	go func() {
 		t := time.NewTicker(s.cfg.ProbeInterval)
 		defer t.Stop()
+		failed := 0
 		for {
 			pctx, pcancel := context.WithTimeout(wctx, s.cfg.ProbeTimeout)
 			_, err := s.cli.Get(pctx, s.layout.PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -469,9 +471,19 @@ func (s *Source) follow(ctx context.Context, ok func()) error {
 			if wctx.Err() != nil {
 				return
 			}
-			if err != nil {
+			// One failure may be a request sent to a member that just
+			// died, before the client moved on: two in a row are an outage.
+			if err == nil {
+				failed = 0
+			} else {
+				failed++
+			}
+			if failed >= 2 {
 				cancel(fmt.Errorf("probe: %w", err))
 				return
+			}
+			if failed == 1 {
+				continue // at once
 			}
 			select {
 			case <-wctx.Done():
