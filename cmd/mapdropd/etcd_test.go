@@ -66,7 +66,7 @@ func (h *etcdHost) metric(t *testing.T, name string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(b))
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(string(b))
 	if m == nil {
 		return ""
 	}
@@ -332,6 +332,13 @@ func TestEtcd(t *testing.T) {
 				return v == "v2-0"
 			})
 			_ = i
+		}
+		// The metrics know the map: its size, and its lookups under its name.
+		if got := hosts[0].metric(t, `mapdropd_map_entries{map="big_map"}`); got != "200000" {
+			t.Errorf("mapdropd_map_entries of big_map: %q, want 200000", got)
+		}
+		if got := hosts[0].metric(t, `mapdropd_lookups_total{map="big_map",result="found"}`); got == "" || got == "0" {
+			t.Errorf("lookups of big_map not counted under its name: %q", got)
 		}
 		// The old version is gone from etcd.
 		resp, err := cli.Get(ctx, etcdPrefix+"v/big_map/", clientv3.WithPrefix(), clientv3.WithCountOnly())

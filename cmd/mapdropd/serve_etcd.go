@@ -70,6 +70,9 @@ func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.
 		met.EnableSource()
 		scfg.OnState = met.SourceState
 		scfg.OnResync = func(int64) { met.SourceResync() }
+		// Lookups of a map count under its name only once the metrics
+		// know it; a switch counts as a successful load.
+		scfg.OnMap = func(name string, entries int) { met.Loaded(name, entries, nil) }
 	}
 	src, err := etcdsource.New(scfg, st)
 	if err != nil {

@@ -80,6 +80,10 @@ type Config struct {
 	// OnState, if set, is called whenever the connection state or the
 	// applied revision changes, from one goroutine at a time.
 	OnState func(connected bool, revision int64)
+	// OnMap, if set, is called after a map is installed whole (from a
+	// snapshot, a pointer switch or the cache), with its entries; calls
+	// come from one goroutine at a time.
+	OnMap func(name string, entries int)
 	// OnResync, if set, is called after each fresh snapshot taken while
 	// running (compaction, a version no longer known, reconnecting after a
 	// start from the cache).
@@ -256,6 +260,9 @@ func (s *Source) Start(ctx context.Context) error {
 	}
 	if err := s.st.Apply(rev, &b); err != nil {
 		return err
+	}
+	for name, m := range maps {
+		s.onMap(name, m.tree.Len())
 	}
 	s.rev = rev
 	s.cacheMu.Lock()
@@ -445,6 +452,11 @@ func (s *Source) loadSnapshot(ctx context.Context) error {
 		return err
 	}
 	s.rev, s.ptrs, s.building, s.retired = rev, ptrs, building, map[string]map[string]bool{}
+	for name := range ptrs {
+		if tree, _, _, ok := s.st.Tree(name); ok {
+			s.onMap(name, tree.Len())
+		}
+	}
 	s.queueCache()
 	// Reading a big snapshot leaves as much garbage as the maps it built
 	// (the pages of the responses, the replaced trees): give it back now
@@ -568,6 +580,7 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 			}
 			s.ptrs[name] = ver
 			b.SetMap(name, s.match(name), tree)
+			defer s.onMap(name, tree.Len())
 			s.log.Info("etcd map switched", "map", name, "version", ver, "entries", tree.Len(), "revision", rev)
 		case etcdmaps.EntryKey:
 			if cur, served := s.ptrs[name]; served && cur == ver {
@@ -610,6 +623,12 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 		s.queueCache()
 	}
 	return nil
+}
+
+func (s *Source) onMap(name string, entries int) {
+	if s.cfg.OnMap != nil {
+		s.cfg.OnMap(name, entries)
+	}
 }
 
 // retire forgets the tree of a version that is no longer served.
