@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/emersion/go-maildir v0.6.0
-	github.com/fsnotify/fsnotify v1.10.1
 	github.com/hashicorp/go-immutable-radix v1.3.1
 	github.com/hashicorp/go-memdb v1.3.5
 	github.com/migadu/go-sieve v1.1.2

@@ -10,7 +10,8 @@
 //	                [-max-conns 1000] [-idle-timeout 60s] [-request-timeout 10s]
 //	                [-log-level info|debug]
 //	mapdropd query  [-s ADDR] [-timeout 10s] MAP KEY...  (KEY "-" reads keys from stdin, as postmap -q -)
-//	mapdropd check  PATH...
+//	mapdropd check  [-state DIR] PATH...
+//	mapdropd confirm FILE...
 //	mapdropd push   -etcd URLS [-etcd-prefix P] [-timeout D] PATH...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
 //
@@ -84,8 +85,10 @@ var commands = []command{
 		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
 	{"push", "-etcd URLS [-etcd-prefix P] [-timeout D] PATH...",
 		"Parse map files and directories as check does and, when all parse, push them into etcd: each map replaced atomically, on every mapdropd serve -etcd. Prints NAME revision REV per map."},
-	{"check", "PATH...",
-		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON and, when all is well, one summary line."},
+	{"check", "[-state DIR] PATH...",
+		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON (also a file serve would hold back as cut short or empty, a dangling or looping symbolic link, a FIFO) and, when all is well, one summary line."},
+	{"confirm", "FILE...",
+		"Let a map file that looks cut short or emptied go live: record the SHA-256 of its content in .FILE.confirmed beside it, which the server watches."},
 	{"export", "-tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR",
 		"Write the -export-maps once as cdb files into OUTDIR."},
 }
@@ -110,6 +113,8 @@ func run(args []string) int {
 		return query(args[1:])
 	case "check":
 		return check(args[1:])
+	case "confirm":
+		return confirm(args[1:])
 	case "push":
 		return push(args[1:])
 	case "export":

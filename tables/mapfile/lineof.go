@@ -12,6 +12,7 @@ import (
 // lookups answer. It returns 0 when no entry has that key. Finding it costs
 // one pass over text, as parsing does; nothing is kept per entry for it.
 func LineOf(text, key string) int {
+	text = strings.TrimPrefix(text, BOM)
 	p := parser{
 		text:       text,
 		checkBytes: strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text),

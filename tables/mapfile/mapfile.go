@@ -40,7 +40,9 @@
 //   - a logical line longer than MaxLineBytes.
 //
 // A duplicate key (after folding) is a warning and the first entry wins, as
-// with postmap.
+// with postmap. A UTF-8 byte order mark (EF BB BF) at the very start of the
+// input, which some Windows editors write, is removed with a warning at
+// line 1, so that it does not become part of the first key.
 //
 // # Memory
 //
@@ -157,7 +159,16 @@ func ParseText(text, file string, withEntries bool) (*Table, []*Error, error) {
 	return parseText(text, nil, file, withEntries)
 }
 
+// BOM is the UTF-8 byte order mark, removed from the start of a file with a
+// warning.
+const BOM = "\xEF\xBB\xBF"
+
 func parseText(text string, rerr error, file string, withEntries bool) (*Table, []*Error, error) {
+	var bomWarning *Error
+	if strings.HasPrefix(text, BOM) {
+		text = text[len(BOM):]
+		bomWarning = &Error{File: file, Line: 1, Reason: "UTF-8 byte order mark at the start of the file removed (save the file without it)"}
+	}
 	p := parser{
 		text:       text,
 		file:       file,
@@ -173,6 +184,9 @@ func parseText(text string, rerr error, file string, withEntries bool) (*Table, 
 		p.errorf(0, "read: %v", rerr)
 	}
 	warnings := p.duplicateWarnings()
+	if bomWarning != nil {
+		warnings = append([]*Error{bomWarning}, warnings...)
+	}
 	if len(p.errs) > 0 {
 		errs := p.errs
 		if p.moreErrors > 0 {

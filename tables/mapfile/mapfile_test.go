@@ -325,3 +325,27 @@ func trunc(err error) string {
 	}
 	return s
 }
+
+// A UTF-8 byte order mark at the start is removed with a warning at line
+// 1; it is not part of the first key (and LineOf finds that key). One
+// anywhere else is kept as any other character.
+func TestByteOrderMark(t *testing.T) {
+	text := BOM + "user1@x a\nuser2@x b\n"
+	tbl, warnings, err := ParseText(text, "f", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := tbl.Map["user1@x"]; !ok || v != "a" {
+		t.Errorf("first key with a BOM: map %q", tbl.Map)
+	}
+	if len(warnings) != 1 || warnings[0].Line != 1 || !strings.Contains(warnings[0].Error(), "f:1: UTF-8 byte order mark") {
+		t.Errorf("warnings %v, want one at f:1 for the BOM", warnings)
+	}
+	if got := LineOf(text, "user1@x"); got != 1 {
+		t.Errorf("LineOf(first key) = %d, want 1", got)
+	}
+	tbl, warnings, err = ParseText("k v"+BOM+"\n", "f", false)
+	if err != nil || len(warnings) != 0 || tbl.Map["k"] != "v"+BOM {
+		t.Errorf("BOM inside a value: %v %v %q", err, warnings, tbl.Map)
+	}
+}

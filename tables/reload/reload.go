@@ -12,7 +12,10 @@
 // (-map NAME=PATH); such a map wins over a directory file of the same name.
 //
 // A map named "userdb" must have a value that userdb.Parse accepts on every
-// line; a line it refuses is an error at that line.
+// line; a line it refuses is an error at that line. An entry of the
+// directory named as a map that is a dangling symbolic link, a symbolic
+// link loop, a FIFO, a socket or a device is no map, and LoadAll logs it
+// at level ERROR ("mapdropd check" fails on it).
 //
 // # Loading
 //
@@ -22,9 +25,10 @@
 // table serving, with a warning; a map is never removed while mapdropd runs.
 // Every successful load logs one INFO line with map, file, entries and
 // duration, replaces the table in one store transaction, and then calls
-// Config.OnLoad. A file whose text is byte for byte the text of the map's
-// last load (a SIGHUP with nothing changed, a file rewritten with the same
-// content) is not loaded again: nothing is swapped, written or called.
+// Config.OnLoad. A load can also be held back (see "Held back loads"). A
+// file whose text is byte for byte the text of the map's last load (a
+// SIGHUP with nothing changed, a file rewritten with the same content) is
+// not loaded again: nothing is swapped, written or called.
 //
 // # Last good copies
 //
@@ -36,39 +40,83 @@
 // ITS LAST GOOD COPY", and Config.OnStale is called. Only a map with
 // neither is not served. The next good load of the file replaces it.
 //
+// # Held back loads
+//
+// A file that parses is still not loaded when it looks cut short or
+// emptied, which is what a truncated file or a half-finished copy looks
+// like: its last line has no newline at the end (a userdb line cut at
+// "home=/var/vmail/u1" from ".../u10" would send u10's mail to u1), it has
+// no entries while the map has some, or it has fewer than half the entries
+// of the map's table (more than half dropped). Then the table loaded
+// before keeps serving, the load is logged at level ERROR as "MAP LOAD
+// HELD BACK" with the map, the file, the old and new entry counts and the
+// command that confirms it, and it counts as a failed load (Config.OnResult
+// gets a *HeldBack). At startup the comparison is with the map's last good
+// copy (-state): with a copy, the copy is served; without one, a file whose
+// last line has no newline is not served, and an empty file is served
+// with a warning.
+//
+// The admin confirms a held back file with "mapdropd confirm FILE"
+// (Confirm), which writes the SHA-256 of its content to ".FILE.confirmed"
+// beside it (ConfirmName). A file whose content has that SHA-256 goes
+// live; that file is watched too, so the confirmation loads the map at
+// once. Any other content needs a confirmation of its own.
+//
 // # Watching
 //
-// Run watches directories, not files: Config.Dir and the parent directory of
-// every Config.Maps file. So it sees a file replaced by rename (vim, sed -i,
-// ansible, rsync: a temporary file renamed over the map), written in place,
-// created, and deleted. Events for one map are debounced: its load waits
-// until Config.Debounce has passed without another event for it, but no
-// longer than ten times Config.Debounce after the first, so a stream of
-// writes cannot starve it. A file that appears and disappears between two
-// loads (a tool's temporary file such as vim's "4913") is never loaded.
-// A file written in place can be read half-written when its writer pauses
-// for longer than the debounce delay; its next write loads it again, but
-// only a rename gives an atomic switch from one content to the next.
+// Run watches directories, not files, with inotify: Config.Dir and the
+// directory of every Config.Maps file. So it sees a file replaced by rename
+// (vim, sed -i, ansible, rsync: a temporary file renamed over the map),
+// written in place, created, and deleted. A file written in place is loaded
+// only after its writer has closed it (IN_CLOSE_WRITE), however long the
+// writer takes or pauses: while a write (IN_MODIFY) or a new file
+// (IN_CREATE) has not been followed by a close, the map waits. A rename
+// over the map (IN_MOVED_TO), a deletion and a symbolic or hard link are
+// complete at once, and so is a change of its mode, owner or times
+// (IN_ATTRIB: a file made readable is loaded) unless a writer is at work.
+// Events for one map are then debounced: its load waits until
+// Config.Debounce has passed without another event for it, but no longer
+// than ten times Config.Debounce after the first, so a stream of complete
+// writes cannot starve it. A file read while it changes (its size
+// or time differs after the read) is read again, and left for its writer's
+// close when it keeps changing. A file that appears and disappears between
+// two loads (a tool's temporary file such as vim's "4913") is never loaded.
+// A file that is not a regular file is never read with a blocking open (a
+// FIFO does not hang the server). LoadAll (SIGHUP) leaves alone a map
+// whose file a writer is at work on (logged), so it cannot read it
+// half-written either. A change that no writer's close ends, truncate(2) as
+// truncate(1) does it, is therefore loaded only on the file's next close,
+// a rename over it, or its confirmation. What Run cannot know is a writer
+// that started before it did: LoadAll at startup reads what is there (the
+// guard still applies).
+//
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
-// kernel event-queue overflow reloads every map. If a watched directory is
-// itself removed, watching it stops (logged); the tables keep serving.
+// kernel event-queue overflow reloads every map. The parent of every
+// watched directory is watched as well: when a watched directory is removed
+// or renamed (logged; the tables keep serving), it is watched again as soon
+// as a directory of that name is back, and its maps are loaded from it;
+// LoadAll (SIGHUP) also watches again any directory whose watch was lost.
+// A reload that drops FreeMemoryDrop entries or more from a map returns
+// the freed memory to the system at once.
 package reload
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/format/userdb"
@@ -132,6 +180,10 @@ type Reloader struct {
 	sums    map[string]uint64      // maphash of that text
 	entries map[string]int         // entries of each loaded map
 	failing map[string]bool        // maps whose last load attempt failed
+	writing map[string]bool        // maps whose file a writer has modified and not closed yet (Run sets it)
+
+	rearm chan struct{} // LoadAll asks Run to watch again what it lost
+	armed bool          // Run has armed its watches once (Run's goroutine only)
 }
 
 // New checks cfg and returns a Reloader that loads into st. It loads
@@ -161,6 +213,8 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 		sums:     map[string]uint64{},
 		entries:  map[string]int{},
 		failing:  map[string]bool{},
+		writing:  map[string]bool{},
+		rearm:    make(chan struct{}, 1),
 	}
 	if r.debounce <= 0 {
 		r.debounce = DefaultDebounce
@@ -225,33 +279,76 @@ func IsMapFileName(name string) bool {
 	return true
 }
 
-// dirMaps lists the map files of dir: name → path.
-func dirMaps(dir string) (map[string]string, error) {
+// dirMaps lists the map files of dir: name → path. Entries named as maps
+// that cannot be maps are problems: a dangling symbolic link, a symbolic
+// link loop, and anything but a regular file or a directory (a FIFO, a
+// socket, a device). A directory is skipped without a word.
+func dirMaps(dir string) (maps map[string]string, problems []error, err error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	maps := map[string]string{}
+	maps = map[string]string{}
 	for _, de := range des {
 		if !IsMapFileName(de.Name()) {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())
-		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-			continue // a directory, a dangling link, a socket...
+		fi, err := os.Stat(path)
+		if err != nil {
+			problems = append(problems, &mapfile.Error{File: path, Reason: notAMap(path, err)})
+			continue
+		}
+		switch {
+		case fi.IsDir():
+			continue
+		case !fi.Mode().IsRegular():
+			problems = append(problems, &mapfile.Error{File: path, Reason: "not a regular file (" + fileType(fi.Mode()) + "), not a map"})
+			continue
 		}
 		maps[de.Name()] = path
 	}
-	return maps, nil
+	return maps, problems, nil
+}
+
+// notAMap says why os.Stat of path failed, for a map file whose directory
+// entry exists.
+func notAMap(path string, err error) string {
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return "symbolic link loop, not a map"
+	case errors.Is(err, fs.ErrNotExist):
+		if target, lerr := os.Readlink(path); lerr == nil {
+			return "dangling symbolic link (to " + target + ", which does not exist), not a map"
+		}
+		return "vanished, not a map"
+	}
+	return err.Error()
+}
+
+// fileType names a file type that is not a regular file.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "type " + m.Type().String()
 }
 
 // allMaps is every configured map now: directory files, then extras over
-// them.
-func (r *Reloader) allMaps() (map[string]string, error) {
+// them; and the directory's entries that cannot be maps (dirMaps).
+func (r *Reloader) allMaps() (map[string]string, []error, error) {
 	maps := map[string]string{}
+	var problems []error
 	var err error
 	if r.dir != "" {
-		if maps, err = dirMaps(r.dir); err != nil {
+		if maps, problems, err = dirMaps(r.dir); err != nil {
 			err = failure.Wrap(failure.Permanent, err, "tables directory")
 			maps = map[string]string{}
 		}
@@ -262,22 +359,36 @@ func (r *Reloader) allMaps() (map[string]string, error) {
 		}
 		maps[name] = path
 	}
-	return maps, err
+	return maps, problems, err
 }
 
 // LoadAll loads every map now, as at startup or on SIGHUP. Maps whose file
 // is good are loaded even when others fail. It returns nil or a Permanent
-// failure listing every error, one "FILE:LINE: REASON" per line.
+// failure listing every error, one "FILE:LINE: REASON" per line. It skips
+// a map that Run has seen a writer modify in place and not close yet: that
+// one is loaded when its writer closes the file. It also has Run watch
+// again any directory whose watch was lost.
 func (r *Reloader) LoadAll() error {
+	select {
+	case r.rearm <- struct{}{}:
+	default:
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	maps, err := r.allMaps()
+	maps, problems, err := r.allMaps()
 	var errs []error
 	if err != nil {
 		r.log.Error("cannot list maps", "error", err)
 		errs = append(errs, err)
 	}
+	for _, p := range problems {
+		r.log.Error(p.Error())
+	}
 	for _, name := range sortedKeys(maps) {
+		if r.writing[name] && r.loaded[name] {
+			r.log.Info("map file is being written in place and not closed yet: not read now, it is loaded once its writer closes it", "map", name, "file", maps[name])
+			continue
+		}
 		if err := r.loadLocked(name, maps[name], true); err != nil {
 			errs = append(errs, err)
 		}
@@ -310,6 +421,11 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	if fi != nil {
 		r.stamps[name] = fi
 	}
+	if errors.Is(err, errChanging) && !required {
+		// A writer is at work again: its close brings the file back.
+		r.log.Debug("map file changed while it was read; waiting for its writer", "map", name, "file", path)
+		return nil
+	}
 	sum := maphash.String(r.seed, text)
 	if err == nil && r.loaded[name] && r.from[name] == path && r.sums[name] == sum {
 		r.failing[name] = false
@@ -331,6 +447,13 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 			r.log.Debug("map file vanished before it was loaded", "map", name, "file", path)
 		}
 		return nil
+	}
+	if err == nil {
+		err = r.guardLocked(name, path, text, len(t.Map))
+		if _, held := err.(*HeldBack); held {
+			r.result(name, 0, err)
+			return err
+		}
 	}
 	if err != nil {
 		var list mapfile.ErrorList
@@ -354,6 +477,10 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	if !ok {
 		match = store.MatchForName(name)
 	}
+	dropped := 0
+	if r.loaded[name] {
+		dropped = r.entries[name] - len(t.Map)
+	}
 	if err := r.st.ReplaceTable(name, match, t); err != nil {
 		r.log.Error("map not loaded", "map", name, "file", path, "error", err)
 		r.result(name, 0, err)
@@ -370,7 +497,77 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		r.onLoad(name, t.Entries)
 	}
 	r.result(name, len(t.Map), nil)
+	if dropped >= FreeMemoryDrop {
+		t0 := time.Now()
+		debug.FreeOSMemory()
+		r.log.Info("returned the memory of the dropped entries to the system", "map", name, "dropped", dropped, "duration", time.Since(t0).Round(time.Microsecond))
+	}
 	return nil
+}
+
+// FreeMemoryDrop is how many entries a load must drop from a map for the
+// reloader to return the freed memory to the system at once
+// (debug.FreeOSMemory), rather than leave the process at its peak size.
+const FreeMemoryDrop = 100_000
+
+// guardLocked applies the guard to a load of map name from path, whose
+// text parsed into entries: it returns a *HeldBack when the load must wait
+// for the admin's confirmation, after logging it and serving the map from
+// its last good copy when the map has no table yet. Called with r.mu held.
+func (r *Reloader) guardLocked(name, path, text string, entries int) error {
+	old, haveOld := r.entries[name], r.loaded[name]
+	if !haveOld {
+		old, haveOld = r.copyEntries(name, text, entries)
+	}
+	reason := guard(text, entries, old, haveOld)
+	if reason == "" {
+		if !haveOld && entries == 0 {
+			r.log.Warn("map is empty: every lookup in it answers not found", "map", name, "file", path)
+		}
+		return nil
+	}
+	if confirmed(path, text) {
+		r.log.Warn("map load confirmed by the admin goes live", "map", name, "file", path, "reason", reason,
+			"old_entries", old, "new_entries", entries, "confirmation", ConfirmName(path))
+		return nil
+	}
+	hb := &HeldBack{Map: name, File: path, Old: old, HaveOld: haveOld, New: entries, Reason: reason}
+	r.failing[name] = true
+	served := "the table loaded before keeps serving"
+	if !r.loaded[name] {
+		if r.loadCopyLocked(name) {
+			served = "served from its last good copy"
+		} else {
+			served = "not served"
+		}
+	}
+	r.log.Error("MAP LOAD HELD BACK: "+reason+"; "+served+" until the file changes or the admin confirms it",
+		"map", name, "file", path, "old_entries", old, "new_entries", entries,
+		"confirm", "mapdropd confirm "+path)
+	return hb
+}
+
+// copyEntries returns the entries of map name's last good copy, for the
+// guard of a map that has no table yet; ok is false when there is no copy
+// that parses. When the copy's text is the file's (the usual start), its
+// entries are the file's and it is not parsed again.
+func (r *Reloader) copyEntries(name, text string, entries int) (n int, ok bool) {
+	if r.stateDir == "" {
+		return 0, false
+	}
+	path := filepath.Join(r.stateDir, CopyName(name))
+	ctext, _, err := readMap(path)
+	if err != nil {
+		return 0, false
+	}
+	if ctext == text {
+		return entries, true
+	}
+	t, _, err := parseText(name, path, ctext, false)
+	if err != nil {
+		return 0, false
+	}
+	return len(t.Map), true
 }
 
 // result calls Config.OnResult, if set.
@@ -485,45 +682,50 @@ func (r *Reloader) Source(name string) (file, text string, err error) {
 	return from, "", failure.Temp("%s changed since map %s was loaded from it", from, name)
 }
 
-// parseMap reads the map source file path as map name; withEntries asks for
-// the table's Entries (they are parsed anyway for the userdb map, to
-// validate them). fi describes the file read, when it could be opened. err
-// is an *fs.PathError for a file that cannot be read, or a
-// mapfile.ErrorList.
-func parseMap(name, path string, withEntries bool) (t *mapfile.Table, warnings []*mapfile.Error, fi os.FileInfo, err error) {
-	text, fi, err := readMap(path)
-	if err != nil {
-		return nil, nil, fi, err
-	}
-	t, warnings, err = parseText(name, path, text, withEntries)
-	return t, warnings, fi, err
-}
+// errChanging is the error of readMap for a file that kept changing while
+// it was read.
+var errChanging = errors.New("the file changed while it was read (a writer is at work)")
 
 // readMap reads the map source file path. fi describes the file read, when
 // it could be opened. err is an *fs.PathError for a file that cannot be
-// read.
+// read, or that is not a regular file (it is opened without blocking, so a
+// FIFO does not hang the reader); or wraps errChanging when the file's
+// size or modification time changed during each of three reads.
 func readMap(path string) (text string, fi os.FileInfo, err error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return "", nil, err
 	}
 	defer f.Close()
-	fi, err = f.Stat()
-	if err != nil {
-		return "", nil, err
+	for try := 0; ; try++ {
+		if fi, err = f.Stat(); err != nil {
+			return "", nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return "", fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file (" + fileType(fi.Mode()) + ")")}
+		}
+		if text, err = mapfile.ReadAll(f); err != nil {
+			return "", fi, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		after, err := f.Stat()
+		if err != nil {
+			return "", nil, err
+		}
+		if after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) && int64(len(text)) == fi.Size() {
+			return text, fi, nil
+		}
+		if try == 2 {
+			return "", after, &fs.PathError{Op: "read", Path: path, Err: errChanging}
+		}
+		time.Sleep(10 * time.Millisecond)
+		if _, err := f.Seek(0, 0); err != nil {
+			return "", nil, err
+		}
 	}
-	if !fi.Mode().IsRegular() {
-		return "", fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
-	}
-	text, err = mapfile.ReadAll(f)
-	if err != nil {
-		return "", fi, &fs.PathError{Op: "read", Path: path, Err: err}
-	}
-	return text, fi, nil
 }
 
-// parseText parses the text of map name, read from path, as parseMap
-// does. err is a mapfile.ErrorList.
+// parseText parses the text of map name, read from path; the userdb map's
+// values are validated. err is a mapfile.ErrorList.
 func parseText(name, path, text string, withEntries bool) (t *mapfile.Table, warnings []*mapfile.Error, err error) {
 	t, warnings, err = mapfile.ParseText(text, path, withEntries || name == UserdbMap)
 	if err != nil || name != UserdbMap {
@@ -546,8 +748,15 @@ func parseText(name, path, text string, withEntries bool) (t *mapfile.Table, war
 // name (so a file named userdb has its values validated), or a directory,
 // whose map files are checked as in a tables directory. It returns every
 // error, each "FILE:LINE: REASON" or "FILE: REASON" (none means all is
-// well), and the warnings (duplicate keys), which do not stop a file from
-// loading.
+// well), and the warnings (duplicate keys, a byte order mark), which do not
+// stop a file from loading.
+//
+// Besides parse errors, these are errors: a file that a running server
+// would hold back whatever it replaces (its last line has no newline, or
+// it has no entries), unless the admin confirmed its content (Confirm); a
+// dangling symbolic link or a symbolic link loop; a path that is neither
+// a regular file nor a directory (a FIFO is reported, never opened for a
+// blocking read). A missing path is a failure.NoInput error.
 func Check(paths ...string) (errs, warnings []error) {
 	_, _, errs, warnings = CheckCounts(paths...)
 	return errs, warnings
@@ -556,11 +765,27 @@ func Check(paths ...string) (errs, warnings []error) {
 // CheckCounts is Check, also counting the map files found and the entries
 // of those that parse.
 func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
+	return CheckWith(CheckOptions{}, paths...)
+}
+
+// CheckOptions are the options of CheckWith.
+type CheckOptions struct {
+	// StateDir, if set, is a server's state directory (Config.StateDir):
+	// each map is compared with its last good copy there, as a running
+	// server compares it with its table, so a map that drops more than
+	// half of the copy's entries is an error too.
+	StateDir string
+}
+
+// CheckWith is CheckCounts with options.
+func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, warnings []error) {
 	check := func(name, path string) {
 		maps++
-		t, ws, _, err := parseMap(name, path, false)
-		if t != nil {
-			entries += len(t.Map)
+		text, _, err := readMap(path)
+		var t *mapfile.Table
+		var ws []*mapfile.Error
+		if err == nil {
+			t, ws, err = parseText(name, path, text, false)
 		}
 		for _, w := range ws {
 			warnings = append(warnings, w)
@@ -574,22 +799,60 @@ func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
 		case err != nil:
 			errs = append(errs, err)
 		}
+		if t == nil {
+			return
+		}
+		entries += len(t.Map)
+		if confirmed(path, text) {
+			return
+		}
+		old, haveOld := 0, false
+		if opts.StateDir != "" {
+			copyPath := filepath.Join(opts.StateDir, CopyName(name))
+			if ctext, _, err := readMap(copyPath); err == nil {
+				if ct, _, err := parseText(name, copyPath, ctext, false); err == nil {
+					old, haveOld = len(ct.Map), true
+				}
+			}
+		}
+		line, reason := 0, guard(text, len(t.Map), old, haveOld)
+		switch {
+		case strings.HasPrefix(reason, "its last line"):
+			line = lastLine(text)
+		case reason == "" && len(t.Map) == 0 && (!haveOld || old > 0):
+			reason = "it has no entries"
+		case reason != "":
+			reason += fmt.Sprintf(" (%d in the last good copy, %d in the file)", old, len(t.Map))
+		}
+		if reason != "" {
+			errs = append(errs, &mapfile.Error{File: path, Line: line,
+				Reason: reason + ": a running mapdropd holds this file back; if it is meant, run: mapdropd confirm " + path})
+		}
 	}
 	for _, path := range paths {
+		if _, err := os.Lstat(path); err != nil {
+			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
+			continue
+		}
 		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			errs = append(errs, &mapfile.Error{File: path, Reason: notAMap(path, err)})
+			continue
+		case fi.IsDir():
+		case !fi.Mode().IsRegular():
+			errs = append(errs, &mapfile.Error{File: path, Reason: "not a regular file (" + fileType(fi.Mode()) + "), not a map"})
+			continue
+		default:
+			check(filepath.Base(path), path)
+			continue
+		}
+		files, problems, err := dirMaps(path)
 		if err != nil {
 			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
 			continue
 		}
-		if !fi.IsDir() {
-			check(filepath.Base(path), path)
-			continue
-		}
-		files, err := dirMaps(path)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		errs = append(errs, problems...)
 		for _, name := range sortedKeys(files) {
 			check(name, files[name])
 		}
@@ -597,43 +860,41 @@ func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
 	return maps, entries, errs, warnings
 }
 
-// pending is a map waiting for its debounce delay.
+// pending is a map waiting to be loaded after events for its file.
 type pending struct {
 	path        string
 	first, last time.Time
+	// writing is set while a writer has modified the file and not closed
+	// it yet (IN_MODIFY, or a new file created, with no IN_CLOSE_WRITE
+	// since): such a map waits for the close, however long it takes.
+	writing bool
 }
 
 // Run watches the map files and reloads each map that changes, until ctx is
 // done; then it returns nil. It first reloads any map whose file changed
 // since its last load (LoadAll should have run before). It returns an error
-// only when it cannot start watching.
+// only when it cannot watch at all (no inotify instance); a directory that
+// cannot be watched is logged and watched as soon as it can be (when it
+// appears in its parent, or on the next LoadAll).
 func (r *Reloader) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
+	in, err := newInotify()
 	if err != nil {
 		return failure.Wrap(failure.Temporary, err, "watching map files")
 	}
-	defer w.Close()
-	var dirs []string
-	if r.dir != "" {
-		dirs = append(dirs, r.dir)
-	}
-	for _, path := range r.extras {
-		dirs = append(dirs, filepath.Dir(path))
-	}
-	slices.Sort(dirs)
-	for _, dir := range slices.Compact(dirs) {
-		if err := w.Add(dir); err != nil {
-			return failure.Wrap(failure.Permanent, err, "watching directory %s", dir)
-		}
-	}
+	defer in.close()
+	r.arm(in)
 	r.catchUp()
+	r.log.Debug("watching map files", "dirs", strings.Join(r.watchedDirs(), " "))
 
 	waiting := map[string]*pending{}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	arm := func(now time.Time) {
+	armTimer := func(now time.Time) {
 		var next time.Time
 		for _, p := range waiting {
+			if p.writing {
+				continue
+			}
 			if due := r.due(p); next.IsZero() || due.Before(next) {
 				next = due
 			}
@@ -647,35 +908,193 @@ func (r *Reloader) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
+		case <-r.rearm:
+			if r.arm(in) {
+				r.catchUp()
 			}
+		case batch := <-in.events:
 			now := time.Now()
-			for name, path := range r.mapsFor(ev) {
-				if p := waiting[name]; p != nil {
-					p.path, p.last = path, now
-				} else {
-					waiting[name] = &pending{path: path, first: now, last: now}
+			rearm := false
+			for _, ev := range batch {
+				if ev.mask&unix.IN_Q_OVERFLOW != 0 {
+					r.log.Error("watching map files: kernel event queue overflowed; reloading every map")
+					// Which writers are at work is lost with the events.
+					for _, p := range waiting {
+						p.writing = false
+					}
+					r.setWriting(nil)
+					_ = r.LoadAll() // logs its errors
+					continue
 				}
+				if r.dirEvent(in, ev) {
+					rearm = true
+					continue
+				}
+				r.fileEvent(in, ev, waiting, now)
 			}
-			arm(now)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
+			if rearm && r.arm(in) {
+				r.catchUp()
 			}
-			r.log.Error("watching map files", "error", err)
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				_ = r.LoadAll() // logs its errors
-			}
+			armTimer(now)
+		case err := <-in.errs:
+			return failure.Wrap(failure.Temporary, err, "watching map files")
 		case now := <-timer.C:
 			for _, name := range sortedPending(waiting) {
-				if p := waiting[name]; !r.due(p).After(now) {
+				if p := waiting[name]; !p.writing && !r.due(p).After(now) {
 					delete(waiting, name)
 					r.reload(name, p.path)
 				}
 			}
-			arm(time.Now())
+			armTimer(time.Now())
+		}
+	}
+}
+
+// watchedDirs are the directories that hold maps: the tables directory
+// and the directory of every extra map file.
+func (r *Reloader) watchedDirs() []string {
+	var dirs []string
+	if r.dir != "" {
+		dirs = append(dirs, r.dir)
+	}
+	for _, path := range r.extras {
+		dirs = append(dirs, filepath.Dir(path))
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
+}
+
+// arm watches every directory of watchSet that is not watched yet. It
+// reports whether a directory holding maps got a new watch after having
+// had none (at the start every one does): its files may have changed
+// unseen.
+func (r *Reloader) arm(in *inotify) (rearmed bool) {
+	dirs := r.watchedDirs()
+	holds := map[string]bool{}
+	for _, d := range dirs {
+		holds[d] = true
+	}
+	set := watchSet(dirs)
+	for _, path := range sortedMasks(set) {
+		if _, ok := in.byPath[path]; ok {
+			continue
+		}
+		if err := in.add(path, set[path]); err != nil {
+			if holds[path] {
+				r.log.Error("cannot watch a directory of map files; its maps keep serving and it is watched again when it comes back (or on SIGHUP)", "dir", path, "error", err)
+			} else {
+				r.log.Debug("cannot watch a parent directory", "dir", path, "error", err)
+			}
+			continue
+		}
+		if holds[path] {
+			rearmed = true
+			if r.armed {
+				r.log.Info("watching a directory of map files again", "dir", path)
+			}
+		}
+	}
+	r.armed = true
+	return rearmed
+}
+
+func sortedMasks(m map[string]uint32) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// dirEvent handles the events about watched directories themselves: one
+// removed or renamed (its watch is dropped), or a directory appearing in a
+// parent under the name of a directory that holds maps. It reports whether
+// the watches should be armed again.
+func (r *Reloader) dirEvent(in *inotify, ev inotifyEvent) (rearm bool) {
+	path, ok := in.wds[ev.wd]
+	if !ok {
+		return false
+	}
+	switch {
+	case ev.mask&unix.IN_IGNORED != 0:
+		in.forget(ev.wd)
+		return false
+	case ev.mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0:
+		in.remove(path)
+		if slices.Contains(r.watchedDirs(), path) {
+			r.log.Error("a directory of map files was removed or renamed: its maps keep serving, and it is watched again when it comes back", "dir", path)
+		}
+		return true
+	case ev.name != "" && ev.mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 && ev.mask&unix.IN_ISDIR != 0:
+		child := filepath.Join(path, ev.name)
+		if _, watched := in.byPath[child]; !watched && slices.Contains(r.watchedDirs(), child) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileEvent records an event for a file in a watched directory in waiting.
+func (r *Reloader) fileEvent(in *inotify, ev inotifyEvent, waiting map[string]*pending, now time.Time) {
+	dir, ok := in.wds[ev.wd]
+	if !ok || ev.name == "" || ev.mask&unix.IN_ISDIR != 0 {
+		return
+	}
+	path := filepath.Join(dir, ev.name)
+	maps := r.mapsFor(path)
+	if len(maps) == 0 {
+		return
+	}
+	writing := false
+	switch {
+	case ev.mask&unix.IN_ATTRIB != 0:
+		// chmod, chown, touch: the content is complete unless a writer
+		// is still at work.
+		for name := range maps {
+			if w := waiting[name]; w != nil && w.writing {
+				writing = true
+			}
+		}
+	case ev.mask&unix.IN_MODIFY != 0:
+		writing = true
+	case ev.mask&unix.IN_CREATE != 0:
+		// A new file is being written, unless it was made whole: a
+		// symbolic link, or a hard link to an existing file.
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 {
+			writing = true
+		}
+	}
+	for name, p := range maps {
+		was := waiting[name] != nil && waiting[name].writing
+		if writing && !was {
+			r.log.Debug("map file being written: it is loaded once its writer closes it", "map", name, "file", p)
+		}
+		if w := waiting[name]; w != nil {
+			w.path, w.last, w.writing = p, now, writing
+		} else {
+			waiting[name] = &pending{path: p, first: now, last: now, writing: writing}
+		}
+		if writing != was {
+			r.setWriting(map[string]bool{name: writing})
+		}
+	}
+}
+
+// setWriting records which maps a writer is at work on, for LoadAll and
+// catchUp, which leave them alone; nil forgets them all.
+func (r *Reloader) setWriting(m map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m == nil {
+		clear(r.writing)
+	}
+	for name, w := range m {
+		if w {
+			r.writing[name] = true
+		} else {
+			delete(r.writing, name)
 		}
 	}
 }
@@ -689,7 +1108,7 @@ func sortedPending(m map[string]*pending) []string {
 	return keys
 }
 
-// due is when a pending map gets loaded.
+// due is when a pending map gets loaded, once no writer is at work on it.
 func (r *Reloader) due(p *pending) time.Time {
 	quiet, limit := p.last.Add(r.debounce), p.first.Add(10*r.debounce)
 	if limit.Before(quiet) {
@@ -698,25 +1117,21 @@ func (r *Reloader) due(p *pending) time.Time {
 	return quiet
 }
 
-// mapsFor returns the maps a file event concerns: name → path.
-func (r *Reloader) mapsFor(ev fsnotify.Event) map[string]string {
-	path := filepath.Clean(ev.Name)
+// mapsFor returns the maps an event on the file path concerns: name →
+// path of the map file. The confirmation file of a map (ConfirmName)
+// concerns that map.
+func (r *Reloader) mapsFor(path string) map[string]string {
+	path = filepath.Clean(path)
+	if target, ok := confirmedFile(path); ok {
+		path = target
+	}
 	maps := map[string]string{}
 	for name, p := range r.extras {
 		if p == path {
 			maps[name] = p
 		}
 	}
-	if r.dir == "" {
-		return maps
-	}
-	if path == r.dir {
-		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			r.log.Error("tables directory removed or renamed: no longer watched, tables keep serving", "dir", r.dir)
-		}
-		return maps
-	}
-	if filepath.Dir(path) != r.dir {
+	if r.dir == "" || filepath.Dir(path) != r.dir {
 		return maps
 	}
 	name := filepath.Base(path)
@@ -742,9 +1157,12 @@ func (r *Reloader) reload(name, path string) {
 func (r *Reloader) catchUp() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	maps, _ := r.allMaps()
+	maps, _, _ := r.allMaps()
 	for _, name := range sortedKeys(maps) {
 		path := maps[name]
+		if r.writing[name] {
+			continue
+		}
 		fi, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) && r.loaded[name] {
 			r.log.Warn("map file removed, keeping last good table", "map", name, "file", path)

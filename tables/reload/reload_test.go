@@ -20,7 +20,7 @@ import (
 	"github.com/mapdrop/mapdrop/tables/store"
 )
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ type fixture struct {
 	hook []string // names passed to OnLoad
 }
 
-func newFixture(t *testing.T, files map[string]string, modify func(*Config)) *fixture {
+func newFixture(t testing.TB, files map[string]string, modify func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), log: &testkit.Buffer{}}
 	t.Cleanup(func() {
@@ -108,6 +108,7 @@ func (f *fixture) run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.r.Run(ctx) }()
+	testkit.Eventually(t, "Run watching", func() bool { return logHas(f.log, `msg="watching map files"`) })
 	t.Cleanup(func() {
 		cancel()
 		select {
