@@ -333,6 +333,27 @@ func TestEtcd(t *testing.T) {
 			})
 			_ = i
 		}
+		// One line changed: the push changes that key in place, and the
+		// hosts change that key, with no new version to switch to.
+		b, err := os.ReadFile(filepath.Join(big, "big_map"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeMap(t, big, "big_map", strings.Replace(string(b), "k7@big.example v2-7\n", "k7@big.example edited-7\n", 1))
+		switches := strings.Count(hosts[0].Log(), "etcd map switched")
+		code, out, errOut = pushCmd(t, eps, big)
+		if code != 0 || !regexp.MustCompile(`^big_map revision \d+ entries 200000 version [0-9a-f]+ in-place 1\n$`).MatchString(out) {
+			t.Fatalf("one-line push: exit %d %q %s", code, out, errOut)
+		}
+		for _, h := range hosts {
+			testkit.Eventually(t, "the one-key change on every host", func() bool {
+				v, _ := h.lookup(t, "big_map", "k7@big.example")
+				return v == "edited-7"
+			})
+		}
+		if n := strings.Count(hosts[0].Log(), "etcd map switched"); n != switches {
+			t.Errorf("a one-key push made host 0 switch versions (%d switches, were %d)", n, switches)
+		}
 		// The metrics know the map: its size, and its lookups under its name.
 		if got := hosts[0].metric(t, `mapdropd_map_entries{map="big_map"}`); got != "200000" {
 			t.Errorf("mapdropd_map_entries of big_map: %q, want 200000", got)
@@ -365,8 +386,9 @@ func TestEtcd(t *testing.T) {
 		if v, _ := hosts[2].lookup(t, "virtual_alias", "postmaster@some.domain"); v != "edited@example.net" {
 			t.Errorf("host 3 cut off serves %q, want the last revision it had", v)
 		}
-		// Compact away the revisions host 3 has not seen.
-		resp, err := cli.Get(ctx, "x")
+		// Compact away the revisions host 3 has not seen: the edit's, and
+		// one more, so that the next one it asks for is gone too.
+		resp, err := cli.Put(ctx, "/unrelated-key", "x")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,9 @@ const defaultEtcdPrefix = "/mapdrop/"
 // then write them into etcd (package etcdmaps). Every error is printed as
 // FILE:LINE: REASON on stderr and the push stops with exit 1 before
 // anything is written. On success it prints one line per map:
-// "NAME revision REV entries N version V". Exit status: 0 pushed, 1 a file
+// "NAME revision REV entries N version V", followed by " in-place K" when
+// the served version was changed in place (K keys), or " unchanged".
+// Exit status: 0 pushed, 1 a file
 // has errors, 64 usage, 75 the cluster is unreachable or another push of
 // the same map won (nothing switched: push again).
 func push(args []string) int {
@@ -29,6 +31,7 @@ func push(args []string) int {
 	endpoints := fs.String("etcd", "", "comma-separated etcd client `URLS`, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379")
 	prefix := fs.String("etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long, `D`")
+	full := fs.Bool("full", false, "write a new version even when the changes fit in one transaction")
 	inFlight := fs.Int("inflight", 32, "write transactions sent at once, `N`")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "give up when the cluster does not answer within `D`")
 	if code, done := parseFlags(fs, args); done {
@@ -69,9 +72,16 @@ func push(args []string) int {
 		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
 		return failure.Temporary.ExitCode()
 	}
-	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight})
+	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight, Full: *full})
 	for _, r := range res {
-		fmt.Printf("%s revision %d entries %d version %s\n", r.Name, r.Revision, r.Entries, r.Version)
+		suffix := ""
+		switch {
+		case r.InPlace && r.Changed == 0:
+			suffix = " unchanged"
+		case r.InPlace:
+			suffix = fmt.Sprintf(" in-place %d", r.Changed)
+		}
+		fmt.Printf("%s revision %d entries %d version %s%s\n", r.Name, r.Revision, r.Entries, r.Version, suffix)
 	}
 	switch {
 	case err != nil && len(res) > 0:

@@ -24,7 +24,13 @@
 //
 // Push parses every file first with the strict parser (mapfile, and
 // userdb's value rules for a map named userdb); any error and nothing is
-// written. Then, for each map, it writes a new version under a new VERSION
+// written. When every pushed map exists and all their differences from the
+// served versions (keys to put or delete) fit in one transaction, Push
+// applies them to the served versions in one transaction, which compares
+// each pointer's ModRevision and the ModRevision of every key of the served
+// versions with what it read (a conflict is ErrConflict): a single-key
+// edit of a big map stays a single-key change, on etcd and on the servers.
+// Otherwise, for each map, it writes a new version under a new VERSION
 // in transactions of at most MaxOpsPerTxn puts and MaxTxnBytes bytes,
 // several in flight; then it switches the pointers of all pushed maps in
 // one transaction that compares each pointer's ModRevision with the one it

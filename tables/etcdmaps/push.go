@@ -96,10 +96,16 @@ func Read(paths ...string) (maps []Map, errs, warnings []error) {
 // Result is what Push did to one map.
 type Result struct {
 	Name     string
-	Version  string // the new version, now served
+	Version  string // the version now served
 	Old      string // the version served before, "" for a new map
 	Entries  int
-	Revision int64 // the etcd revision at which the new version became the served one
+	Revision int64 // the etcd revision at which the new contents became the served ones
+	// InPlace says the served version was changed in place (Version ==
+	// Old), Changed keys put or deleted in one transaction; with InPlace
+	// and Changed 0 the map was already as pushed, and Revision is the
+	// revision it was read at.
+	InPlace bool
+	Changed int
 }
 
 // ErrConflict is the error of a push that lost against another push of the
@@ -115,6 +121,9 @@ type PushOptions struct {
 	// BeforeSwitch, if set, is called after every new version is written
 	// and before the pointers switch (tests make a conflict with it).
 	BeforeSwitch func()
+	// Full writes a new version even when the differences would fit in
+	// one transaction.
+	Full bool
 }
 
 // Push writes maps into etcd under layout l, as the package documentation
@@ -147,6 +156,12 @@ func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt P
 		if len(resp.Kvs) > 0 {
 			results[i].Old = string(resp.Kvs[0].Value)
 			modRevs[i] = resp.Kvs[0].ModRevision
+		}
+	}
+	if !opt.Full {
+		done, err := pushInPlace(ctx, cli, l, maps, results, modRevs)
+		if done || err != nil {
+			return results, err
 		}
 	}
 	cleanup := func() {
@@ -196,6 +211,102 @@ func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt P
 		}
 	}
 	return results, nil
+}
+
+// pushInPlace changes the served versions of maps in place, in one
+// transaction, when every map exists and all their differences (keys to
+// put or delete) fit in one transaction; done is false when they do not,
+// and nothing was written. The transaction compares every pointer with the
+// ModRevision read before, and every key of each served version with the
+// revision its contents were read at: a concurrent push or edit makes it
+// fail with ErrConflict.
+func pushInPlace(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, results []Result, modRevs []int64) (done bool, err error) {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	size := 0
+	changed := make([]int, len(maps))
+	var readRev int64
+	for i, m := range maps {
+		if results[i].Old == "" {
+			return false, nil
+		}
+		vp := l.VersionPrefix(m.Name, results[i].Old)
+		cur, rev, ok, err := readVersion(ctx, cli, vp, len(m.Entries)+MaxOpsPerTxn)
+		if err != nil || !ok {
+			return false, err
+		}
+		readRev = max(readRev, rev)
+		before := len(ops)
+		for _, e := range m.Entries {
+			if v, ok := cur[e.Key]; !ok || v != e.Value {
+				ops = append(ops, clientv3.OpPut(vp+e.Key, e.Value))
+				size += len(vp) + len(e.Key) + len(e.Value)
+			}
+			delete(cur, e.Key)
+			if len(ops) > MaxOpsPerTxn || size > MaxTxnBytes {
+				return false, nil
+			}
+		}
+		for k := range cur {
+			ops = append(ops, clientv3.OpDelete(vp+k))
+			size += len(vp) + len(k)
+		}
+		if len(ops) > MaxOpsPerTxn || size > MaxTxnBytes {
+			return false, nil
+		}
+		changed[i] = len(ops) - before
+		cmps = append(cmps,
+			clientv3.Compare(clientv3.ModRevision(l.Pointer(m.Name)), "=", modRevs[i]),
+			clientv3.Compare(clientv3.ModRevision(vp), "<", rev+1).WithPrefix())
+	}
+	for i := range results {
+		results[i].Version, results[i].InPlace, results[i].Changed, results[i].Revision = results[i].Old, true, changed[i], readRev
+	}
+	if len(ops) == 0 {
+		return true, nil
+	}
+	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return true, unavailable(err)
+	}
+	if !resp.Succeeded {
+		return true, ErrConflict
+	}
+	for i := range results {
+		results[i].Revision = resp.Header.Revision
+	}
+	return true, nil
+}
+
+// readVersion reads the entries under prefix vp at one revision. ok is
+// false (and the map incomplete) when there are more than limit.
+func readVersion(ctx context.Context, cli *clientv3.Client, vp string, limit int) (entries map[string]string, rev int64, ok bool, err error) {
+	entries = map[string]string{}
+	end := clientv3.GetPrefixRangeEnd(vp)
+	start := vp
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(5000)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := cli.Get(ctx, start, opts...)
+		if err != nil {
+			return nil, 0, false, unavailable(err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			entries[string(kv.Key[len(vp):])] = string(kv.Value)
+		}
+		if len(entries) > limit {
+			return nil, rev, false, nil
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return entries, rev, true, nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // writeVersion writes the entries of m under version ver, in transactions

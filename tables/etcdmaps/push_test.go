@@ -119,6 +119,40 @@ func TestPush(t *testing.T) {
 		}
 	}
 
+	// One value changed and one key gone: changed in place, in one
+	// transaction, same version; then the same again changes nothing.
+	ver := res[0].Version
+	b.Reset()
+	for i := 1; i < 1000; i++ {
+		v := fmt.Sprintf("u%d", i)
+		if i == 500 {
+			v = "changed"
+		}
+		fmt.Fprintf(&b, "user%d@example.com %s\n", i, v)
+	}
+	writeFile(t, dir, "virtual_alias", b.String())
+	maps, _, _ = Read(dir)
+	before, _ := cli.Get(ctx, "x")
+	res, err = Push(ctx, cli, l, maps, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res[0]; !r.InPlace || r.Changed != 2 || r.Version != ver || r.Old != ver || r.Revision != before.Header.Revision+1 {
+		t.Errorf("in-place push: %+v, want 2 keys changed in version %s at revision %d", r, ver, before.Header.Revision+1)
+	}
+	got = read(t, cli, "/mapdrop/")
+	if len(got) != 1000 || got["/mapdrop/v/virtual_alias/"+ver+"/user500@example.com"] != "changed" || got["/mapdrop/v/virtual_alias/"+ver+"/user0@example.com"] != "" {
+		t.Errorf("after the in-place push: %d keys, user500 %q, user0 %q", len(got), got["/mapdrop/v/virtual_alias/"+ver+"/user500@example.com"], got["/mapdrop/v/virtual_alias/"+ver+"/user0@example.com"])
+	}
+	res, err = Push(ctx, cli, l, maps, PushOptions{})
+	if err != nil || !res[0].InPlace || res[0].Changed != 0 {
+		t.Errorf("unchanged push: %+v, %v", res, err)
+	}
+	after, _ := cli.Get(ctx, "x")
+	if after.Header.Revision != before.Header.Revision+1 {
+		t.Errorf("an unchanged push wrote: revision %d, want %d", after.Header.Revision, before.Header.Revision+1)
+	}
+
 	// A broken file: Read refuses it with FILE:LINE, and nothing is pushed.
 	bad := writeFile(t, t.TempDir(), "virtual_mailbox", "ok@example.com box\nnovalue@example.com\n")
 	maps, errs, _ = Read(dir, bad)
