@@ -90,7 +90,15 @@ func (a *Agent) dryRun(ctx context.Context, user string, acct account.Account, m
 	h, _ := msghdr.Read(r, int64(len(data)))
 	from, to := a.envelope(user, h)
 	fmt.Fprintf(w, "envelope: from=<%s> to=<%s>\n", from, to)
-	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: r, Size: int64(len(data))})
+	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: r, Size: int64(len(data)),
+		MailboxExists: func(mb string) bool {
+			name, inbox, err := maildir.MailboxDir(mb)
+			if err != nil || inbox {
+				return inbox
+			}
+			_, ok := existingFolder(acct.Maildir, name)
+			return ok
+		}})
 	for _, s := range plan.Scripts {
 		fmt.Fprintf(w, "script: %s\n", s)
 	}

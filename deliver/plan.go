@@ -66,6 +66,8 @@ func (a *Agent) envelope(user string, h *msghdr.Header) (from, to string) {
 		from = a.Sender
 	} else if rp, ok := h.ReturnPath(); ok {
 		from = rp
+	} else if a.haveFromLine {
+		from = a.fromLine
 	}
 	return from, to
 }
@@ -107,7 +109,8 @@ func (a *Agent) filtered(ctx context.Context, user string, acct account.Account,
 		return failure.Wrap(failure.Temporary, err, "%s: reading the message back", user)
 	}
 	from, to := a.envelope(user, h)
-	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: f, Size: size})
+	plan := a.Filter.Plan(ctx, action.Input{Home: acct.Home, Sieve: acct.Sieve, From: from, To: to, Msg: f, Size: size,
+		MailboxExists: func(mb string) bool { return mailboxExists(box, mb) }})
 	for _, er := range plan.Errors {
 		acts = append(acts, "error="+er)
 	}
@@ -225,6 +228,21 @@ func (a *Agent) filtered(ctx context.Context, user string, acct account.Account,
 	return nil
 }
 
+// mailboxExists reports whether the IMAP mailbox exists in box: INBOX, or
+// a folder that resolveStore would find without creating it.
+func mailboxExists(box *maildir.Dir, mailbox string) bool {
+	name, inbox, err := maildir.MailboxDir(mailbox)
+	if err != nil || inbox {
+		return inbox
+	}
+	sub, found, err := box.Sub(name, false)
+	if err != nil || !found {
+		return false
+	}
+	sub.Close()
+	return true
+}
+
 // resolveStore finds the folder for one store (see the steps above).
 func resolveStore(box, deflt *maildir.Dir, s action.Store) (*maildir.Dir, string, error) {
 	if s.Default {
@@ -270,7 +288,7 @@ func (a *Agent) vacation(ctx context.Context, v *action.Vacation, h *msghdr.Head
 	}
 	host, _ := os.Hostname()
 	rnd := sha256.Sum256([]byte(fmt.Sprint(time.Now().UnixNano(), os.Getpid(), v.To)))
-	reply := notify.Reply{From: from, To: v.To, Subject: v.Subject, Body: v.Body, Mime: v.Mime,
+	reply := notify.Reply{From: from, To: replyTo(h, v.To), Subject: v.Subject, Body: v.Body, Mime: v.Mime,
 		OrigMessageID: h.Get("message-id"), OrigRefs: h.Get("references"), OrigSubject: h.Get("subject"),
 		Date: time.Now(), MessageID: hex.EncodeToString(rnd[:8]) + ".vacation@" + host}
 	if err := notify.Send(ctx, a.Sendmail, "", v.To, strings.NewReader(string(reply.Compose()))); err != nil {
@@ -278,6 +296,23 @@ func (a *Agent) vacation(ctx context.Context, v *action.Vacation, h *msghdr.Head
 	}
 	records.Mark("vacation", key)
 	return "vacation=" + v.To
+}
+
+// replyTo returns the To: field of an auto-reply to sender: the original
+// From: field, display name included, when it names the sender (as
+// Pigeonhole does), else the bare address.
+func replyTo(h *msghdr.Header, sender string) string {
+	from := strings.TrimSpace(h.Get("from"))
+	addr := from
+	if i := strings.LastIndexByte(from, '<'); i >= 0 {
+		if j := strings.IndexByte(from[i:], '>'); j > 0 {
+			addr = from[i+1 : i+j]
+		}
+	}
+	if from != "" && !strings.Contains(from, ",") && strings.EqualFold(strings.TrimSpace(addr), sender) {
+		return from
+	}
+	return sender
 }
 
 func oneLine(s string) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	gomaildir "github.com/emersion/go-maildir"
+	"github.com/mapdrop/mapdrop/deliver/msghdr"
 	"github.com/mapdrop/mapdrop/deliver/sieve"
 	"github.com/mapdrop/mapdrop/failure"
 )
@@ -227,5 +228,28 @@ func TestDryRun(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("dry run sent mail")
+	}
+}
+
+func TestReplyTo(t *testing.T) {
+	for _, c := range []struct{ from, sender, want string }{
+		{"Alice <alice@example.net>", "alice@example.net", "Alice <alice@example.net>"},
+		{"\"Alice A.\" <ALICE@example.net>", "alice@example.net", "\"Alice A.\" <ALICE@example.net>"},
+		{"alice@example.net", "alice@example.net", "alice@example.net"},
+		{"Bob <bob@example.net>", "alice@example.net", "alice@example.net"},
+		{"Alice <alice@example.net>, Bob <bob@example.net>", "bob@example.net", "bob@example.net"},
+		{"", "alice@example.net", "alice@example.net"},
+	} {
+		msg := "From: " + c.from + "\n\nbody\n"
+		if c.from == "" {
+			msg = "Subject: x\n\nbody\n"
+		}
+		h, err := msghdr.Read(strings.NewReader(msg), int64(len(msg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := replyTo(h, c.sender); got != c.want {
+			t.Errorf("From %q, sender %q: %q, want %q", c.from, c.sender, got, c.want)
+		}
 	}
 }

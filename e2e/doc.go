@@ -13,37 +13,49 @@
 //     the uid/gid of a dedicated pipe user;
 //   - two "mapdropd serve" processes on those tables: "maps" answers
 //     Postfix's own socketmap lookups and exports mailbox_command.cdb,
+//     run with the README's "mapdropd serve" flags,
 //     "deliver" answers the userdb lookups of the mapdrop processes Postfix
 //     runs, so stopping it makes deliveries fail while Postfix still accepts
 //     mail;
-//   - one Postfix instance configured as in Postfix's MAILDROP_README direct
-//     delivery example, plus what the indirect ways through local(8) need.
+//   - one Postfix instance on Debian's stock master.cf (chroots as
+//     shipped, see internal/postfixtest), configured with the README's own
+//     blocks.
 //
-// The Postfix configuration, in short:
+// README.md marks its configuration blocks with "<!-- e2e:NAME -->" lines;
+// the tests read them from README.md and use them verbatim, replacing only
+// /run/mapdrop/mapdropd.sock, the ports 10027 and 10028, /usr/local/bin,
+// /var/lib/mapdrop, /etc/mapdrop/tables and user=vmail by the test's own
+// (readmeSubst). TestREADMEConsistent requires every marked block to be
+// used by a test, the map lines to be the same in every section, and no
+// main.cf line naming a server to be left unmarked. The blocks:
 //
-//	recipient_delimiter     = +
-//	virtual_mailbox_domains = socketmap:unix:MAPS:virtual_mailbox_domains
-//	virtual_mailbox_maps    = socketmap:unix:MAPS:virtual_mailbox
-//	virtual_alias_maps      = socketmap:unix:MAPS:virtual_alias
-//	virtual_transport       = mapdrop
-//	mapdrop_destination_recipient_limit = 1
-//	transport_maps          = texthash:...  (user3@someother.domain → mapdropx:)
-//	mydestination           = local.test
-//	mailbox_command         = MAPDROP -s unix:DELIVER -d ${USER}
-//	mailbox_command_maps    = cdb:EXPORT/mailbox_command
+//	serve                       the "mapdropd serve" command of the maps server
+//	maps                        proxy:socketmap:unix: map lines (TestStockChroot, via direct-main.cf TestPostfix)
+//	maps-chroot-fail            plain socketmap:unix:, its 451 reply and log line (TestStockChroot)
+//	maps-inet, maps-tcp         the TCP alternatives (TestStockChroot)
+//	direct-main.cf              virtual domains delivered by the mapdrop transport (TestPostfix)
+//	direct-master.cf            the mapdrop pipe(8) service (TestPostfix)
+//	direct-master.cf-extension  its second line in maildrop's form, as service mapdropx (TestPostfix)
+//	local-mailbox_command       mailbox_command (TestPostfix)
+//	local-mailbox_command_maps  the cdb export as mailbox_command_maps (TestPostfix)
+//	mailbox_command-table       the table line, for users mdtest-lb and mdtest-ld (TestPostfix)
+//	local-forward               ~/.forward of mdtest-lc (TestPostfix)
 //
-//	mapdrop  unix - n n - - pipe flags=ODRhu user=mdtest-pipe
-//	  argv=MAPDROP -s unix:DELIVER -d ${recipient}
-//	mapdropx unix - n n - - pipe flags=ODRhu user=mdtest-pipe
-//	  argv=MAPDROP -s unix:DELIVER -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}
-//	local2   unix - n n - - local -o mailbox_command_maps=socketmap:unix:MAPS:mailbox_command
+// Besides the README's lines, TestPostfix's main.cf has mydestination =
+// local.test, a transport_maps sending user3@someother.domain to mapdropx
+// and mdtest-ld to local2 (a local(8) asking a socketmap for
+// mailbox_command_maps, which local(8) refuses), and MAPDROP_SERVER in
+// import_environment/export_environment so that the mapdrop processes
+// pipe(8) and local(8) run ask the "deliver" server.
 //
-// Local users have homes in the temp directory: mdtest-la gets
-// mailbox_command, mdtest-lb the exported cdb map, mdtest-lc a ~/.forward
-// with "|MAPDROP -s unix:DELIVER -d ${USER} fwd", and mdtest-ld is routed to
-// local2, whose socketmap local(8) refuses for security-sensitive data.
+// Local users with homes in the temp directory: mdtest-la gets
+// mailbox_command, mdtest-lb the exported cdb map, mdtest-lc a ~/.forward.
+// The commands run mapdrop from three directories (the build directory,
+// bin-maps, bin-fwd: symlinks), so the maillog's "delivered to command:"
+// tells which configuration ran.
 //
 // The test users (mdtest-pipe, mdtest-la ... mdtest-ld) are created once and
 // left on the machine; their home directories are repointed at each run, so
-// two runs of this package must not overlap.
+// two runs of this package must not overlap (run them under
+// flock /tmp/mapdrop-postfix.lock).
 package e2e

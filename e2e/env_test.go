@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -33,18 +35,23 @@ const (
 // Stopping deliver lets mail be accepted and then meet a dead server at
 // delivery time.
 type env struct {
-	base        string // 0755 temp dir holding everything below
-	tables      string // -tables DIR of both servers
-	export      string // -export DIR of the maps server
-	vmail       string // homes of the virtual users
-	homes       string // homes of the local users
-	mapdrop     string // the mapdrop binary
-	uid         uint32 // pipeUser
-	gid         uint32
-	deliverAddr string // where deliver listens, as mapdrop's -s
-	maps        *testkit.Mapdropd
-	deliver     *testkit.Mapdropd
-	pf          *postfixtest.Instance
+	base           string // 0755 temp dir holding everything below
+	tables         string // -tables DIR of both servers
+	export         string // -export DIR of the maps server
+	vmail          string // homes of the virtual users
+	homes          string // homes of the local users
+	mapdrop        string // the mapdrop binary
+	uid            uint32 // pipeUser
+	gid            uint32
+	deliverAddr    string // where deliver listens, as mapdrop's -s
+	mapdropDir     string // mapdrop's directory in mailbox_command and pipe(8)
+	binMaps        string // mapdrop's directory in the mailbox_command table
+	binFwd         string // mapdrop's directory in ~/.forward
+	subst          readmeSubst
+	mailboxCommand string // the README's mailbox_command table line
+	maps           *testkit.Mapdropd
+	deliver        *testkit.Mapdropd
+	pf             *postfixtest.Instance
 }
 
 func newEnv(t *testing.T) *env {
@@ -94,14 +101,40 @@ func newEnv(t *testing.T) *env {
 		postfixtest.MkdirOwned(t, home, 0o700, uid, gid)
 		postfixtest.SetHome(t, name, home)
 	}
+	cuid, cgid := postfixtest.EnsureUser(t, localCmd)
+	e.makeMaildir(t, filepath.Join(e.homes, localCmd, "Maildir"), cuid, cgid, ".lists")
 	luid, lgid := postfixtest.EnsureUser(t, localMap)
-	e.makeMaildir(t, filepath.Join(e.homes, localMap, "Maildir"), luid, lgid, ".somefolder")
-	// The .forward command names the extension folder "fwd", so that a
-	// delivery by mailbox_command instead is told apart.
+	e.makeMaildir(t, filepath.Join(e.homes, localMap, "Maildir"), luid, lgid, ".somefolder", ".lists")
 	fuid, fgid := postfixtest.EnsureUser(t, localFwd)
-	e.makeMaildir(t, filepath.Join(e.homes, localFwd, "Maildir"), fuid, fgid, ".fwd")
+	e.makeMaildir(t, filepath.Join(e.homes, localFwd, "Maildir"), fuid, fgid, ".lists")
+
+	// The README's commands name /usr/local/bin/mapdrop. Each way of
+	// running it gets its own directory here, so the maillog's "delivered
+	// to command: DIR/mapdrop" tells which one ran: bins.Dir for
+	// mailbox_command and pipe(8), bin-maps for the mailbox_command table,
+	// bin-fwd for ~/.forward.
+	e.mapdropDir = bins.Dir
+	e.binMaps = filepath.Join(base, "bin-maps")
+	e.binFwd = filepath.Join(base, "bin-fwd")
+	for _, d := range []string{e.binMaps, e.binFwd} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, prog := range []string{"mapdrop", "mapdrop-sieve"} {
+			if err := os.Symlink(filepath.Join(bins.Dir, prog), filepath.Join(d, prog)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inetPort, tcpPort := freePort(t), freePort(t)
+	e.subst = readmeSubst{
+		Socket: mapsSock, Inet: inetPort, TCP: tcpPort, BinDir: bins.Dir,
+		Export: e.export, Tables: e.tables, PipeUser: pipeUser,
+	}
 	fwd := filepath.Join(e.homes, localFwd, ".forward")
-	writeFile(t, fwd, fmt.Sprintf("\"|%s -s %s -d ${USER} fwd\"\n", e.mapdrop, deliverAddr))
+	fwdSubst := e.subst
+	fwdSubst.BinDir = e.binFwd
+	writeFile(t, fwd, fwdSubst.apply(readmeBlock(t, "local-forward"))+"\n")
 	if err := os.Chown(fwd, int(fuid), int(fgid)); err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +156,13 @@ user1@some.domain       %[1]s|home=%[2]s/some.domain/user1
 user2@some.domain       %[1]s|home=%[2]s/some.domain/user2
 user3@someother.domain  %[1]s|home=%[2]s/someother.domain/user3|quota=52428800S,1000C
 `, ug, e.vmail))
-	writeFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(deliverAddr, ""))
+	e.mailboxCommand = readmeBlock(t, "mailbox_command-table")
+	writeFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(""))
 
+	// The maps server runs the README's "mapdropd serve" command.
 	e.maps = testkit.StartMapdropd(t, testkit.MapdropdConfig{
 		Bin:       bins.Mapdropd(),
-		Args:      []string{"-tables", e.tables, "-socketmap", mapsAddr, "-socket-mode", "0666", "-export", e.export},
+		Args:      strings.Fields(e.subst.apply(strings.Join(serveArgs(t, readmeBlock(t, "serve")), " "))),
 		ProbeAddr: mapsAddr, ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
 		LogFile: mapsSock + ".log",
 	})
@@ -143,30 +178,38 @@ user3@someother.domain  %[1]s|home=%[2]s/someother.domain/user3|quota=52428800S,
 		return err == nil
 	})
 
-	sm := func(name string) string { return "socketmap:unix:" + mapsSock + ":" + name }
+	// main.cf: the README's direct and indirect blocks, then what only
+	// the test needs: a local domain, the transport map that sends user3
+	// to the extension form and localSock to local2, and MAPDROP_SERVER
+	// for the mapdrop processes (pipe(8) and local(8) pass
+	// export_environment on), so that they ask the deliver server while
+	// Postfix's own lookups go to the maps server.
+	mainCF := mainCFLines(e.subst.apply(readmeBlock(t, "direct-main.cf")))
+	mainCF = append(mainCF, mainCFLines(e.subst.apply(readmeBlock(t, "local-mailbox_command")))...)
+	mainCF = append(mainCF, mainCFLines(e.subst.apply(readmeBlock(t, "local-mailbox_command_maps")))...)
+	mainCF = append(mainCF,
+		"mydestination = "+localDom,
+		"mapdropx_destination_recipient_limit = 1",
+		"transport_maps = texthash:${config_directory}/transport",
+		"import_environment = "+defaultParam(t, "import_environment")+" MAPDROP_SERVER="+deliverAddr,
+		"export_environment = "+defaultParam(t, "export_environment")+" MAPDROP_SERVER",
+	)
+	// master.cf: the README's mapdrop service, and the same first line
+	// under the name mapdropx with the extension form's second line.
+	direct := strings.Split(e.subst.apply(readmeBlock(t, "direct-master.cf")), "\n")
+	first := strings.Fields(direct[0])
+	if len(first) != 8 || first[0] != "mapdrop" {
+		t.Fatalf("README direct-master.cf: first line %q is not a mapdrop service entry", direct[0])
+	}
+	masterCF := append([]string{}, direct...)
+	masterCF = append(masterCF, "mapdropx"+strings.TrimPrefix(direct[0], "mapdrop"))
+	masterCF = append(masterCF, strings.Split(e.subst.apply(readmeBlock(t, "direct-master.cf-extension")), "\n")...)
+	masterCF = append(masterCF,
+		"local2    unix  -       n       n       -       -       local",
+		"  -o mailbox_command_maps=socketmap:unix:"+mapsSock+":mailbox_command")
 	e.pf = postfixtest.Start(t, postfixtest.Config{
-		MainCF: []string{
-			"recipient_delimiter = +",
-			"mydestination = " + localDom,
-			"virtual_mailbox_domains = " + sm("virtual_mailbox_domains"),
-			"virtual_mailbox_maps = " + sm("virtual_mailbox"),
-			"virtual_alias_maps = " + sm("virtual_alias"),
-			"virtual_transport = mapdrop",
-			"mapdrop_destination_recipient_limit = 1",
-			"mapdropx_destination_recipient_limit = 1",
-			"transport_maps = texthash:${config_directory}/transport",
-			"mailbox_command = " + e.mapdrop + " -s " + deliverAddr + " -d ${USER}",
-			"mailbox_command_maps = cdb:" + strings.TrimSuffix(cdb, ".cdb"),
-		},
-		MasterCF: []string{
-			"mapdrop   unix  -       n       n       -       -       pipe",
-			"  flags=ODRhu user=" + pipeUser + " argv=" + e.mapdrop + " -s " + deliverAddr + " -d ${recipient}",
-			"mapdropx  unix  -       n       n       -       -       pipe",
-			"  flags=ODRhu user=" + pipeUser + " argv=" + e.mapdrop + " -s " + deliverAddr +
-				" -d ${user}@${domain} ${extension} ${recipient} ${user} ${nexthop}",
-			"local2    unix  -       n       n       -       -       local",
-			"  -o mailbox_command_maps=" + sm("mailbox_command"),
-		},
+		MainCF:   mainCF,
+		MasterCF: masterCF,
 		Files: map[string]string{
 			"transport": "user3@someother.domain  mapdropx:\n" + localSock + "@" + localDom + "  local2:\n",
 		},
@@ -174,10 +217,39 @@ user3@someother.domain  %[1]s|home=%[2]s/someother.domain/user3|quota=52428800S,
 	return e
 }
 
-// mailboxCommandTable is the mailbox_command map: localMap's command, with
-// extra arguments appended (an extension folder, say).
-func (e *env) mailboxCommandTable(server, extra string) string {
-	cmd := e.mapdrop + " -s " + server + " -d ${USER}"
+// defaultParam returns Postfix's built-in default of a main.cf parameter.
+func defaultParam(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("/usr/sbin/postconf", "-d", "-h", name).Output()
+	if err != nil {
+		t.Fatalf("postconf -d %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// mailboxCommandTable is the README's mailbox_command table with its
+// example user "you" replaced by localMap and localSock, its command run
+// from bin-maps, and extra arguments appended (an extension folder, say).
+func (e *env) mailboxCommandTable(extra string) string {
+	s := e.subst
+	s.BinDir = e.binMaps
+	line := s.apply(e.mailboxCommand)
+	key, cmd, ok := strings.Cut(line, " ")
+	if !ok || key != "you" {
+		panic(fmt.Sprintf("README mailbox_command-table block %q is not \"you COMMAND\"", line))
+	}
+	cmd = strings.TrimSpace(cmd)
 	if extra != "" {
 		cmd += " " + extra
 	}

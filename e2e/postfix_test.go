@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
@@ -35,6 +37,32 @@ func TestPostfix(t *testing.T) {
 		}
 		if !strings.Contains(e.pf.Log(), qid+": to=<"+rcpt+">, relay=mapdrop,") {
 			t.Errorf("delivery of %s did not go through the mapdrop transport", qid)
+		}
+	})
+
+	t.Run("chroot on as Debian ships it", func(t *testing.T) {
+		// The mail above went through smtpd, cleanup and trivial-rewrite
+		// running chrooted in the queue directory, proxymap outside it.
+		for _, p := range []string{"smtpd", "cleanup", "trivial-rewrite"} {
+			if !e.pf.Chrooted(t, p) {
+				t.Errorf("%s does not run chrooted", p)
+			}
+		}
+		if e.pf.Chrooted(t, "proxymap") {
+			t.Errorf("proxymap runs chrooted")
+		}
+		n := 0
+		for _, s := range e.pf.Services(t) {
+			switch s.Command {
+			case "smtpd", "cleanup", "trivial-rewrite":
+				n++
+				if !s.Chroot() {
+					t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
+				}
+			}
+		}
+		if n < 3 {
+			t.Errorf("postconf -M lists %d smtpd/cleanup/trivial-rewrite services, want at least 3", n)
 		}
 	})
 
@@ -94,7 +122,13 @@ func TestPostfix(t *testing.T) {
 		const rcpt = "user3+work@someother.domain"
 		maildir := e.vmailMaildir("user3@someother.domain")
 		qid, body := e.accepted(t, rcpt, "pipe arguments")
-		e.delivered(t, qid, rcpt, filepath.Join(maildir, ".Work"), body)
+		_, msg := e.delivered(t, qid, rcpt, filepath.Join(maildir, ".Work"), body)
+		if got := header(msg, "Return-Path"); got != "<"+sender+">" {
+			t.Errorf("Return-Path: %q, want <%s>", got, sender)
+		}
+		if got := header(msg, "Delivered-To"); got != rcpt {
+			t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+		}
 		if !strings.Contains(e.pf.Log(), qid+": to=<"+rcpt+">, relay=mapdropx,") {
 			t.Errorf("delivery of %s did not go through the mapdropx transport", qid)
 		}
@@ -179,6 +213,63 @@ func TestPostfix(t *testing.T) {
 		}
 	})
 
+	// Issue 10 item 2: local(8) runs the README's commands with the
+	// extension in EXTENSION, and the message starts with an mbox "From "
+	// line. Each way files user+lists into .lists, stores no "From " line,
+	// and keeps local(8)'s Return-Path: the envelope sender (here not the
+	// header From:).
+	t.Run("local/extension, From line, Return-Path", func(t *testing.T) {
+		const envSender = "bounces+list@lists.example.org"
+		for _, c := range []struct{ user, bin string }{
+			{localCmd, filepath.Join(e.mapdropDir, "mapdrop")}, // mailbox_command
+			{localMap, filepath.Join(e.binMaps, "mapdrop")},    // mailbox_command_maps (cdb)
+			{localFwd, filepath.Join(e.binFwd, "mapdrop")},     // ~/.forward
+		} {
+			t.Run(c.user, func(t *testing.T) {
+				rcpt := c.user + "+lists@" + localDom
+				maildir := filepath.Join(e.homes, c.user, "Maildir")
+				body := fmt.Sprintf("marker local extension %s %d\nFrom here on a body line\n", c.user, time.Now().UnixNano())
+				r := e.pf.Send(t, envSender, rcpt, postfixtest.Message(sender, rcpt, "lists", body))
+				if r.Code != 250 || r.QueueID == "" {
+					t.Fatalf("sending to %s: %v", rcpt, r)
+				}
+				status, line := e.outcome(t, r.QueueID, rcpt)
+				if status != "sent" {
+					t.Fatalf("delivery to %s: %s", rcpt, line)
+				}
+				if !strings.Contains(line, "delivered to command: "+c.bin+" ") {
+					t.Errorf("not delivered by the command under test (%s): %s", c.bin, line)
+				}
+				inLists := findBody(t, filepath.Join(maildir, ".lists"), body)
+				inInbox := findBody(t, maildir, body)
+				if len(inLists) != 1 || len(inInbox) != 0 {
+					t.Errorf("%s: %d copies in .lists, %d in INBOX; want the extension from local(8)'s EXTENSION to pick .lists", rcpt, len(inLists), len(inInbox))
+				}
+				files := append(inLists, inInbox...)
+				if len(files) == 0 {
+					t.Fatalf("%s: the message is in neither .lists nor INBOX", rcpt)
+				}
+				msg, err := os.ReadFile(files[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(string(msg), "From ") {
+					first, _, _ := strings.Cut(string(msg), "\n")
+					t.Errorf("stored message starts with local(8)'s mbox line %q", first)
+				}
+				if got := header(msg, "Return-Path"); got != "<"+envSender+">" {
+					t.Errorf("Return-Path: %q, want the envelope sender <%s>", got, envSender)
+				}
+				if got := header(msg, "Delivered-To"); got != rcpt {
+					t.Errorf("Delivered-To: %q, want %q", got, rcpt)
+				}
+				if !strings.HasSuffix(string(msg), "\n\n"+body) {
+					t.Errorf("body changed: %q", postfixtest.Body(msg))
+				}
+			})
+		}
+	})
+
 	t.Run("local/mailbox_command_maps exported as cdb", func(t *testing.T) {
 		rcpt := localMap + "@" + localDom
 		maildir := filepath.Join(e.homes, localMap, "Maildir")
@@ -192,7 +283,7 @@ func TestPostfix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable(e.deliverAddr, "somefolder"))
+		replaceFile(t, filepath.Join(e.tables, "mailbox_command"), e.mailboxCommandTable("somefolder"))
 		testkit.Eventually(t, "a new mailbox_command.cdb", func() bool {
 			after, err := os.ReadFile(e.cdbPath())
 			return err == nil && string(after) != string(before) && strings.Contains(string(after), "somefolder")
@@ -208,8 +299,8 @@ func TestPostfix(t *testing.T) {
 		rcpt := localFwd + "@" + localDom
 		qid, body := e.accepted(t, rcpt, "forward")
 		_, line := e.outcome(t, qid, rcpt)
-		e.delivered(t, qid, rcpt, filepath.Join(e.homes, localFwd, "Maildir", ".fwd"), body)
-		if !strings.Contains(line, "delivered to command: "+e.mapdrop) {
+		e.delivered(t, qid, rcpt, filepath.Join(e.homes, localFwd, "Maildir"), body)
+		if !strings.Contains(line, "delivered to command: "+filepath.Join(e.binFwd, "mapdrop")) {
 			t.Errorf("not delivered by the .forward command: %s", line)
 		}
 	})

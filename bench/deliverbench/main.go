@@ -7,6 +7,7 @@
 //
 //	go run ./bench/deliverbench [-count 100] [-turn 10] [-rounds 5] [-sizes 4096,102400]
 //	                            [-parallel 2] [-bin DIR] [-dir DIR] [-json FILE] [-quick]
+//	                            [-baseline REV]
 //
 // # What is measured
 //
@@ -28,7 +29,21 @@
 //   - maildrop (when installed): Courier's "maildrop FILTERFILE", the filter
 //     file (owned by the user, mode 0600) holding `to "MAILDIR/"`;
 //   - dovecot-lda (when installed): "dovecot-lda -c CONF" with HOME set and
-//     a config of "mail_location = maildir:MAILDIR" and "mail_fsync = always".
+//     a config of "mail_location = maildir:MAILDIR" and "mail_fsync = always";
+//   - mapdrop-base (with -baseline REV): mapdrop built from the git revision
+//     REV of this repository ("git archive REV", then the same go build),
+//     run exactly as mapdrop: what a delivery without a Sieve script cost
+//     before;
+//   - mapdrop+sieve: mapdrop for a second userdb entry whose home holds
+//     .dovecot.sieve, the 50-rule script of sieveScript (no rule matches
+//     the benchmark message, so every rule is evaluated and the message is
+//     kept in INBOX); mapdrop execs mapdrop-sieve, which must be in the
+//     same directory;
+//   - dovecot-lda+sieve (when dovecot-lda and Pigeonhole, Debian's
+//     dovecot-sieve, are installed): dovecot-lda as above with the sieve
+//     plugin and the same script as HOME/.dovecot.sieve (Pigeonhole
+//     compiles it to HOME/.dovecot.svbin on the first delivery and reuses
+//     that).
 //
 // Run as root, the deliverers run as user nobody (uid and gid 65534), the
 // realistic pipe(8) case (user=... in master.cf); otherwise as the current
@@ -44,7 +59,9 @@
 // A ratio is the median of the per-round ratios of two deliverers' rates.
 //
 // Targets, per size and mode: mapdrop >= 0.8 of the floor; mapdrop faster than
-// maildrop and than dovecot-lda; every delivery landed. With -quick (what the
+// maildrop and than dovecot-lda; mapdrop >= 0.95 of mapdrop-base (no cost
+// without a script); mapdrop+sieve faster than dovecot-lda+sieve; every
+// delivery landed. With -quick (what the
 // package's test runs) the sizes are tiny and only landing is judged. The exit
 // status is 1 when a judged target fails, 2 on an error.
 package main
@@ -75,12 +92,13 @@ import (
 
 // config is the command line.
 type config struct {
-	Count    int   `json:"count"`
-	Turn     int   `json:"turn"`
-	Rounds   int   `json:"rounds"`
-	Sizes    []int `json:"sizes"`
-	Parallel int   `json:"parallel"`
-	Quick    bool  `json:"quick"`
+	Count    int    `json:"count"`
+	Turn     int    `json:"turn"`
+	Rounds   int    `json:"rounds"`
+	Sizes    []int  `json:"sizes"`
+	Parallel int    `json:"parallel"`
+	Quick    bool   `json:"quick"`
+	Baseline string `json:"baseline,omitempty"`
 	bin      string
 	dir      string
 	jsonPath string
@@ -120,6 +138,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.bin, "bin", "", "directory with prebuilt mapdropd, mapdrop and floorwriter (default: build them)")
 	fs.StringVar(&cfg.dir, "dir", "", "work directory (default: a new one under $TMPDIR, removed afterwards); must be on the disk, not tmpfs")
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "also measure mapdrop built from this git revision (mapdrop-base)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -256,7 +275,93 @@ type Result struct {
 	Report  benchkit.Report `json:"report"`
 }
 
-const benchUser = "bench@bench.example"
+// The userdb entries: mapdrop's, mapdrop-base's (same home, its own
+// Maildir) and mapdrop+sieve's (a home with the script).
+const (
+	benchUser = "bench@bench.example"
+	baseUser  = "base@bench.example"
+	sieveUser = "sieve@bench.example"
+)
+
+// pigeonholePlugin is Debian's dovecot-sieve plugin for dovecot-lda.
+const pigeonholePlugin = "/usr/lib/dovecot/modules/lib90_sieve_plugin.so"
+
+// sieveScript returns the 50-rule script of mapdrop+sieve and
+// dovecot-lda+sieve: the tests a user's filters typically make (subject,
+// sender, list, envelope detail, spam header, size), none matching the
+// benchmark's message, so all 50 run and the message is kept.
+func sieveScript() string {
+	var b strings.Builder
+	b.WriteString(`require ["fileinto","envelope","subaddress","imap4flags","variables","relational","copy","mailbox"];` + "\n")
+	for i := range 50 {
+		switch i % 6 {
+		case 0:
+			fmt.Fprintf(&b, "if header :contains \"subject\" \"topic-%d\" { fileinto \"Topic%d\"; stop; }\n", i, i)
+		case 1:
+			fmt.Fprintf(&b, "if address :is \"from\" \"user%d@lists.example\" { fileinto :create \"Lists/L%d\"; stop; }\n", i, i)
+		case 2:
+			fmt.Fprintf(&b, "if header :matches \"list-id\" \"*<list%d.*\" { addflag \"\\\\Seen\"; fileinto \"List%d\"; stop; }\n", i, i)
+		case 3:
+			fmt.Fprintf(&b, "if envelope :detail \"to\" \"tag%d\" { fileinto \"Tag%d\"; stop; }\n", i, i)
+		case 4:
+			fmt.Fprintf(&b, "if allof (exists \"x-spam-flag\", header :value \"ge\" \"x-spam-level\" \"%d\") { fileinto \"Junk\"; stop; }\n", i)
+		case 5:
+			fmt.Fprintf(&b, "if anyof (size :over 50M, address :domain \"from\" \"spam%d.example\") { discard; stop; }\n", i)
+		}
+	}
+	return b.String()
+}
+
+// writeOwned writes a file of mode 0600 owned by uid:gid.
+func writeOwned(path, text string, uid, gid uint32) error {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return err
+	}
+	return os.Lchown(path, int(uid), int(gid))
+}
+
+// buildBaseline builds ./cmd/mapdrop of the git revision rev of this
+// repository into outDir: "git archive rev" unpacked into outDir/src, then
+// go build there as testkit.BuildInto builds (CGO_ENABLED=0).
+func buildBaseline(ctx context.Context, rev, outDir string) error {
+	root, err := testkit.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	src := filepath.Join(outDir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(outDir, 0o755); err != nil {
+		return err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	var aerr, terr bytes.Buffer
+	archive.Stderr, untar.Stderr = &aerr, &terr
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		untar.Wait()
+		return fmt.Errorf("git archive %s: %v: %s", rev, err, strings.TrimSpace(aerr.String()))
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("tar: %v: %s", err, strings.TrimSpace(terr.String()))
+	}
+	build := exec.CommandContext(ctx, testkit.GoTool(), "build", "-o", filepath.Join(outDir, "mapdrop"), "./cmd/mapdrop")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building mapdrop of %s: %v\n%s", rev, err, out)
+	}
+	return os.Chmod(filepath.Join(outDir, "mapdrop"), 0o755)
+}
 
 // identity returns whom the deliverers run as: nobody when we are root,
 // else ourselves (cred nil).
@@ -368,8 +473,16 @@ func run(cfg config, out io.Writer) (*Result, error) {
 	bin := cfg.bin
 	if bin == "" {
 		bin = filepath.Join(base, "bin")
-		fmt.Fprintln(out, "building mapdropd, mapdrop and floorwriter ...")
-		if err := testkit.BuildInto(context.Background(), bin, false, "./cmd/mapdropd", "./cmd/mapdrop", "./bench/deliverbench/floorwriter"); err != nil {
+		fmt.Fprintln(out, "building mapdropd, mapdrop, mapdrop-sieve and floorwriter ...")
+		if err := testkit.BuildInto(context.Background(), bin, false, "./cmd/mapdropd", "./cmd/mapdrop", "./cmd/mapdrop-sieve", "./bench/deliverbench/floorwriter"); err != nil {
+			return nil, err
+		}
+	}
+	baseBin := ""
+	if cfg.Baseline != "" {
+		baseBin = filepath.Join(base, "baseline")
+		fmt.Fprintf(out, "building mapdrop from %s ...\n", cfg.Baseline)
+		if err := buildBaseline(context.Background(), cfg.Baseline, baseBin); err != nil {
 			return nil, err
 		}
 	}
@@ -391,7 +504,17 @@ func run(cfg config, out io.Writer) (*Result, error) {
 
 	// mapdropd serving the userdb.
 	mailDir := filepath.Join(home, "Maildir")
-	userdb := fmt.Sprintf("%s uid=%d|gid=%d|home=%s|mail=%s/\n", benchUser, uid, gid, home, mailDir)
+	sieveHome := filepath.Join(home, "sieveuser")
+	baseDir := filepath.Join(home, "base")
+	if err := mkdirs(uid, gid, 0o700, sieveHome); err != nil {
+		return nil, err
+	}
+	if err := writeOwned(filepath.Join(sieveHome, ".dovecot.sieve"), sieveScript(), uid, gid); err != nil {
+		return nil, err
+	}
+	userdb := fmt.Sprintf("%s uid=%d|gid=%d|home=%s|mail=%s/\n", benchUser, uid, gid, home, mailDir) +
+		fmt.Sprintf("%s uid=%d|gid=%d|home=%s\n", sieveUser, uid, gid, sieveHome) +
+		fmt.Sprintf("%s uid=%d|gid=%d|home=%s|mail=%s/\n", baseUser, uid, gid, home, baseDir)
 	if err := os.WriteFile(filepath.Join(tables, "userdb"), []byte(userdb), 0o644); err != nil {
 		return nil, err
 	}
@@ -430,6 +553,20 @@ func run(cfg config, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	ds = append(ds, d)
+	if baseBin != "" {
+		// Its own userdb entry, alike but for the Maildir, so that each
+		// deliverer's landings are counted apart.
+		d, err = mk("mapdrop-base", baseDir, []string{filepath.Join(baseBin, "mapdrop"), "-s", "unix:" + sock, "-d", baseUser}, env("MAPDROP_LOG_FILE="+logFile))
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	d, err = mk("mapdrop+sieve", filepath.Join(sieveHome, "Maildir"), []string{filepath.Join(bin, "mapdrop"), "-s", "unix:" + sock, "-d", sieveUser}, env("MAPDROP_LOG_FILE="+logFile))
+	if err != nil {
+		return nil, err
+	}
+	ds = append(ds, d)
 	if p := benchkit.LookTool("maildrop"); p != "" {
 		dir := filepath.Join(home, "maildrop")
 		filter := filepath.Join(home, "maildrop.filter")
@@ -458,6 +595,28 @@ func run(cfg config, out io.Writer) (*Result, error) {
 			return nil, err
 		}
 		ds = append(ds, d)
+		if _, err := os.Stat(pigeonholePlugin); err == nil {
+			phHome := filepath.Join(home, "phuser")
+			if err := mkdirs(uid, gid, 0o700, phHome); err != nil {
+				return nil, err
+			}
+			if err := writeOwned(filepath.Join(phHome, ".dovecot.sieve"), sieveScript(), uid, gid); err != nil {
+				return nil, err
+			}
+			conf := filepath.Join(base, "dovecot-sieve.conf")
+			text := "mail_location = maildir:~/Maildir\nmail_fsync = always\nprotocol lda {\n  mail_plugins = sieve\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n"
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				return nil, err
+			}
+			phEnv := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + phHome, "USER=" + name, "LOGNAME=" + name}
+			d, err := mk("dovecot-lda+sieve", filepath.Join(phHome, "Maildir"), []string{p, "-c", conf}, phEnv)
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
+		} else {
+			res.Skipped = append(res.Skipped, "dovecot-lda+sieve: Pigeonhole (dovecot-sieve) not installed")
+		}
 	} else {
 		res.Skipped = append(res.Skipped, "dovecot-lda: not installed")
 	}
@@ -475,7 +634,7 @@ func run(cfg config, out io.Writer) (*Result, error) {
 			}
 		}
 		if err != nil {
-			if d.Name == "floor" || d.Name == "mapdrop" {
+			if d.Name == "floor" || d.Name == "mapdrop" || d.Name == "mapdrop-base" {
 				return nil, err
 			}
 			res.Skipped = append(res.Skipped, err.Error())
@@ -667,6 +826,17 @@ func printResult(out io.Writer, res *Result) {
 				r := vs(md, c)
 				rep.Add("mapdrop vs "+other+", "+what, fmt.Sprintf("%.2fx", r), "> 1.00x", benchkit.Judge(judged, r > 1))
 			}
+		}
+		if c := cellOf(row, "mapdrop-base"); c != nil {
+			r := vs(md, c)
+			rep.Add("mapdrop (no script) vs mapdrop-base "+cfg.Baseline+", "+what, fmt.Sprintf("%.2fx", r), ">= 0.95x", benchkit.Judge(judged, r >= 0.95))
+		}
+		if ms, ph := cellOf(row, "mapdrop+sieve"), cellOf(row, "dovecot-lda+sieve"); ms != nil && ph != nil {
+			r := vs(ms, ph)
+			rep.Add("mapdrop+sieve vs dovecot-lda+sieve (50 rules), "+what, fmt.Sprintf("%.2fx", r), "> 1.00x", benchkit.Judge(judged, r > 1))
+		}
+		if ms := cellOf(row, "mapdrop+sieve"); ms != nil {
+			rep.Add("mapdrop+sieve vs mapdrop (cost of the script), "+what, fmt.Sprintf("%.2fx", vs(ms, md)), "(reported)", benchkit.Judge(false, true))
 		}
 	}
 	rep.Print(out)

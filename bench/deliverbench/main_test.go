@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/deliver/sieve"
 )
 
 // TestQuick runs the whole benchmark with a few deliveries of real processes
@@ -37,7 +40,7 @@ func TestQuick(t *testing.T) {
 		t.Fatalf("%d rows, want sequential and parallel", len(res.Rows))
 	}
 	for _, row := range res.Rows {
-		for _, name := range []string{"floor", "mapdrop"} {
+		for _, name := range []string{"floor", "mapdrop", "mapdrop+sieve"} {
 			c := cellOf(row, name)
 			if c == nil || c.Rate <= 0 || c.Missing != 0 || len(c.Rates) != cfg.Rounds {
 				t.Errorf("size %d parallel %d: %s: %+v", row.Size, row.Parallel, name, c)
@@ -119,5 +122,25 @@ func TestParseFlags(t *testing.T) {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
+	}
+}
+
+// TestSieveScript checks that the benchmark's 50-rule script compiles and,
+// on the benchmark's message, runs every rule and keeps the message in
+// INBOX (no rule matches; the engine's error would be a fallback keep).
+func TestSieveScript(t *testing.T) {
+	src := sieveScript()
+	if n := strings.Count(src, "\nif "); n != 50 {
+		t.Fatalf("%d rules, want 50", n)
+	}
+	s, err := sieve.Load("bench.sieve", strings.NewReader(src), sieve.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := message(4096)
+	p := sieve.Run(context.Background(), []*sieve.Script{s}, sieve.Envelope{From: "sender@example.org", To: benchUser},
+		sieve.Message{R: bytes.NewReader(msg), Size: int64(len(msg))}, "+", sieve.Options{})
+	if len(p.Errors) != 0 || len(p.Stores) != 1 || !p.Stores[0].Default || len(p.Redirects) != 0 {
+		t.Errorf("plan %+v, want the implicit keep only", p)
 	}
 }

@@ -346,6 +346,15 @@ func TestKilledMidWrite(t *testing.T) {
 	if fs := files(t, filepath.Join(md, "new")); len(fs) != 0 {
 		t.Errorf("new/ holds %d files after the kill", len(fs))
 	}
+	// 36 hours later, the next delivery removes the partial file.
+	left := names(t, filepath.Join(md, "tmp"))
+	for _, name := range left {
+		ageFile(t, filepath.Join(md, "tmp", name), 37*time.Hour)
+	}
+	w.run(strings.NewReader("next\n"), "-d", "kill@some.domain").want(t, 0, "")
+	if fs := names(t, filepath.Join(md, "tmp")); len(fs) != 0 || len(left) == 0 || !strings.Contains(w.log(), fmt.Sprintf(" tmp-removed=%d ", len(left))) {
+		t.Errorf("after the next delivery tmp/ holds %d files; log %q", len(fs), w.log())
+	}
 }
 
 func TestFullFilesystem(t *testing.T) {

@@ -18,6 +18,9 @@ type Input struct {
 	To    string // original envelope recipient, with its extension
 	Msg   io.ReaderAt
 	Size  int64
+	// MailboxExists answers the mailboxexists test (RFC 5490) for an
+	// IMAP mailbox name; nil means no mailbox exists but INBOX.
+	MailboxExists func(mailbox string) bool
 }
 
 // Filter decides where a message goes. It never fails: a filter that

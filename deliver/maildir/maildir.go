@@ -384,3 +384,45 @@ func (dl *Delivery) Abort() {
 	dl.f.Close()
 	unix.Unlinkat(int(dl.d.tmp.Fd()), dl.key, 0)
 }
+
+// TmpMaxAge is how long a file may sit in tmp/ before it counts as left
+// behind by a delivery that never finished (the Maildir rule: 36 hours).
+const TmpMaxAge = 36 * time.Hour
+
+// CleanTmp removes from tmp/ the regular files whose modification and
+// access times are both more than TmpMaxAge before now: what deliveries
+// that were killed or crashed left behind. It is bounded, as it runs on
+// every delivery: it looks at the first maxEntries entries of the
+// directory only, and stops once budget has passed. It returns the number
+// of files removed. Errors are ignored: cleaning never fails a delivery.
+func (d *Dir) CleanTmp(now time.Time, maxEntries int, budget time.Duration) int {
+	start := time.Now()
+	fd, err := unix.Openat(int(d.tmp.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	list := os.NewFile(uintptr(fd), filepath.Join(d.path, "tmp"))
+	defer list.Close()
+	entries, _ := list.ReadDir(maxEntries)
+	cutoff := now.Add(-TmpMaxAge).Unix()
+	removed := 0
+	for _, e := range entries {
+		if time.Since(start) > budget {
+			break
+		}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(fd, e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if st.Mtim.Sec >= cutoff || st.Atim.Sec >= cutoff {
+			continue
+		}
+		if unix.Unlinkat(fd, e.Name(), 0) == nil {
+			removed++
+		}
+	}
+	return removed
+}

@@ -1,13 +1,21 @@
 // Package maillog writes mapdrop's one log line per delivery.
 //
-// Where the line goes, decided once by Open:
+// Where the line goes, decided once by OpenPath:
 //
-//   - the file named by env MAPDROP_LOG_FILE, appended to, when set (tests
-//     use it to assert the line);
-//   - otherwise syslog, facility mail, tag "mapdrop", when /dev/log exists;
-//   - otherwise nowhere.
+//   - the file named by mapdrop's -log option, else by env
+//     MAPDROP_LOG_FILE, appended to, created mode 0600 when missing;
+//   - otherwise (also when that file cannot be opened) syslog, facility
+//     mail, tag "mapdrop", when /dev/log exists;
+//   - otherwise nowhere: Postfix's own log still has each delivery's
+//     status and, for a failure, mapdrop's one-line stderr message.
 //
-// To syslog the line goes as one datagram "<PRI>mapdrop[PID]: LINE" (PRI is
+// The file is opened with O_NONBLOCK, so that neither the open nor a write
+// ever waits: a FIFO without a reader fails to open (ENXIO; the line goes
+// to syslog or nowhere), a full one loses the line. For a regular file
+// O_NONBLOCK changes nothing.
+//
+// To syslog the line goes, without waiting (a syslog daemon that does not
+// keep up loses the line instead of holding the delivery), as one datagram "<PRI>mapdrop[PID]: LINE" (PRI is
 // mail.info, or mail.warning for a failed delivery), without a timestamp:
 // rsyslog and journald stamp what arrives on /dev/log themselves, and
 // formatting local time would make every delivery read the time zone file.
@@ -22,6 +30,13 @@
 //
 //	user=u@dom account=userdb:u@dom folder=.Work size=1234 duration=12ms status=sent exit=0
 //	user=u@dom folder=INBOX size=99 duration=3ms status=deferred exit=75 reason="mailbox full"
+//	user=alice from=<bob@example.org> account=passwd:alice folder=INBOX size=99 duration=2ms status=sent exit=0
+//
+// from=<SENDER> (<> for the null sender) is there when the envelope
+// sender is known without reading the header: from -f, or from the mbox
+// "From " line local(8) puts before the message. tmp-removed=N counts the
+// files older than 36 hours that killed deliveries had left in tmp/ and
+// this delivery removed; it appears only when N > 0.
 //
 // With a Sieve script, folder lists every stored copy (".Lists,INBOX") and
 // sieve="..." says what the script did (redirects, vacation, reject,
@@ -70,24 +85,43 @@ const (
 	priWarning = 2*8 + 4
 )
 
-// Open opens the destination. It is called before privileges are dropped,
-// so that a root-only log file or socket stays usable. Errors are not
-// fatal to a delivery: the returned Logger then discards lines.
-func Open() (*Logger, error) {
-	if p := os.Getenv(EnvFile); p != "" {
+// Open is OpenPath("").
+func Open() (*Logger, error) { return OpenPath("") }
+
+// OpenPath opens the destination: the file path when it is not "" (the
+// -log option), else the file named by EnvFile, else syslog (see the
+// package documentation). It is called before privileges are dropped, so
+// that a root-only log file or socket stays usable. Errors are not fatal
+// to a delivery: the returned Logger then writes to syslog or discards
+// lines, and the error says why the file was not used.
+func OpenPath(path string) (*Logger, error) {
+	if path == "" {
+		path = os.Getenv(EnvFile)
+	}
+	var fileErr error
+	if path != "" {
 		// A bare descriptor rather than an os.File, which would start Go's
 		// network poller (an epoll instance and an eventfd) to find out
 		// that a regular file cannot use it.
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return &Logger{}, &os.PathError{Op: "open", Path: p, Err: err}
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return &Logger{dest: file, fd: fd}, nil
 		}
-		return &Logger{dest: file, fd: fd}, nil
+		fileErr = &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	l, err := openSyslog()
+	if fileErr != nil {
+		return l, fileErr
+	}
+	return l, err
+}
+
+// openSyslog connects to devLog, when it exists.
+func openSyslog() (*Logger, error) {
 	if _, err := os.Stat(devLog); err != nil {
 		return &Logger{}, nil
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return &Logger{}, os.NewSyscallError("socket", err)
 	}
@@ -100,15 +134,22 @@ func Open() (*Logger, error) {
 
 // Entry is one delivery's outcome.
 type Entry struct {
-	User     string // the -d argument
-	Account  string // "userdb:KEY" or "passwd:NAME", "" when unresolved
-	Folder   string // "INBOX", ".Work", "" when not reached; copies comma-separated
-	Sieve    string // the Sieve actions taken and script errors, "" without a script
-	Note     string // something the user or admin should know, "" for nothing
-	Size     int64
-	Duration time.Duration
-	Exit     int    // the process exit status
-	Reason   string // the error message, "" on success
+	User string // the -d argument
+	// Sender is the envelope sender ("" for <>) when HaveSender: from -f,
+	// or from the mbox "From " line local(8) puts before the message.
+	Sender     string
+	HaveSender bool
+	Account    string // "userdb:KEY" or "passwd:NAME", "" when unresolved
+	Folder     string // "INBOX", ".Work", "" when not reached; copies comma-separated
+	Sieve      string // the Sieve actions taken and script errors, "" without a script
+	Note       string // something the user or admin should know, "" for nothing
+	// TmpRemoved counts the files left in tmp/ by earlier deliveries
+	// that this one removed.
+	TmpRemoved int
+	Size       int64
+	Duration   time.Duration
+	Exit       int    // the process exit status
+	Reason     string // the error message, "" on success
 }
 
 // Status names the outcome as Postfix will treat it.
@@ -137,6 +178,9 @@ func (e Entry) Line() string {
 		b.WriteString(v)
 	}
 	kv("user", e.User)
+	if e.HaveSender {
+		kv("from", "<"+e.Sender+">")
+	}
 	if e.Account != "" {
 		kv("account", e.Account)
 	}
@@ -148,6 +192,9 @@ func (e Entry) Line() string {
 	}
 	if e.Note != "" {
 		kv("note", e.Note)
+	}
+	if e.TmpRemoved > 0 {
+		kv("tmp-removed", strconv.Itoa(e.TmpRemoved))
 	}
 	kv("size", strconv.FormatInt(e.Size, 10))
 	kv("duration", e.Duration.Round(time.Millisecond).String())

@@ -21,6 +21,12 @@ func TestLine(t *testing.T) {
 			`user=u@d folder=INBOX size=99 duration=0s status=deferred exit=75 reason="u@d: mailbox full"`},
 		{Entry{User: "x y\n", Exit: 67, Reason: "x: user unknown"},
 			`user="x y\n" size=0 duration=0s status=bounced exit=67 reason="x: user unknown"`},
+		{Entry{User: "alice", Sender: "bob@example.org", HaveSender: true, Account: "passwd:alice", Folder: "INBOX", Size: 99},
+			`user=alice from=<bob@example.org> account=passwd:alice folder=INBOX size=99 duration=0s status=sent exit=0`},
+		{Entry{User: "alice", HaveSender: true, Size: 1},
+			`user=alice from=<> size=1 duration=0s status=sent exit=0`},
+		{Entry{User: "alice", Sender: `"a b"@x`, HaveSender: true, Size: 1},
+			`user=alice from="<\"a b\"@x>" size=1 duration=0s status=sent exit=0`},
 		{Entry{User: "", Exit: 64, Reason: "a=b"},
 			`user="" size=0 duration=0s status=bounced exit=64 reason="a=b"`},
 	} {
@@ -99,4 +105,29 @@ func TestNowhere(t *testing.T) {
 	var nilLogger *Logger
 	nilLogger.Log(Entry{})
 	nilLogger.Close()
+}
+
+// TestFileFallsBackToSyslog: a log file that cannot be opened does not
+// lose the line when syslog is there.
+func TestFileFallsBackToSyslog(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	defer func(old string) { devLog = old }(devLog)
+	devLog = sock
+	l, err := OpenPath(filepath.Join(t.TempDir(), "missing-dir", "log"))
+	if err == nil || l.dest != syslog {
+		t.Fatalf("OpenPath(missing dir) = %+v, %v; want syslog and the open error", l, err)
+	}
+	l.Log(Entry{User: "u@d"})
+	l.Close()
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "user=u@d ") {
+		t.Errorf("syslog got %q, %v", buf[:n], err)
+	}
 }

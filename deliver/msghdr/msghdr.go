@@ -1,6 +1,6 @@
 // Package msghdr reads the header section of a stored message (RFC 5322),
 // leniently, for filters and auto-replies: field names are matched without
-// regard to case, values keep their folding, and nothing is decoded.
+// regard to ASCII case, values keep their folding, and nothing is decoded.
 //
 // A first line starting with "From " (an mbox separator, as local(8)
 // sends) is skipped. The header ends at the first empty line, at the end
@@ -60,7 +60,7 @@ func Read(r io.ReaderAt, size int64) (*Header, error) {
 			}
 		} else if i := strings.IndexByte(line, ':'); i > 0 {
 			flush()
-			name = strings.ToLower(strings.TrimRight(line[:i], " \t"))
+			name = lowerASCII(strings.TrimRight(line[:i], " \t"))
 			val.WriteString(line[i+1:])
 		} else {
 			flush()
@@ -77,16 +77,37 @@ func Read(r io.ReaderAt, size int64) (*Header, error) {
 	return h, nil
 }
 
-// Values returns the raw values of the field name (any case), folding kept.
-func (h *Header) Values(name string) []string { return h.fields[strings.ToLower(name)] }
+// Values returns the raw values of the field name (ASCII letters in any
+// case), folding kept.
+func (h *Header) Values(name string) []string { return h.fields[lowerASCII(name)] }
 
-// Get returns the first value of the field, unfolded, "" when absent.
+// lowerASCII maps A-Z to a-z and leaves every other byte alone: field
+// names are ASCII (RFC 5322), compared as i;ascii-casemap does, so a
+// non-ASCII byte never matches a letter (Unicode case rules would fold
+// "ſ" and "K" onto "s" and "k").
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// Get returns the first value of the field, unfolded (every CR and LF
+// removed), "" when absent.
 func (h *Header) Get(name string) string {
 	v := h.Values(name)
 	if len(v) == 0 {
 		return ""
 	}
-	return strings.NewReplacer("\r\n", "", "\n", "").Replace(v[0])
+	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v[0])
 }
 
 // Has reports whether the field is present.

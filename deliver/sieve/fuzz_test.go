@@ -16,6 +16,7 @@ func FuzzLoad(f *testing.F) {
 		`require ["reject","variables"]; set "x" "y"; if header :contains "subject" "${x}" { reject "no ${x}"; }`,
 		`require ["vacation","envelope","subaddress"]; if envelope :detail "to" "v" { vacation :days 2 :addresses "a@b" "away"; } stop;`,
 		`redirect "a@b"; discard;`,
+		`require ["imap4flags","relational"]; addflag "a b"; if anyof (hasflag :count "ge" "1", not hasflag :comparator "i;octet" :matches "\\S*") { keep; }`,
 		`if anyof (true, false) { keep; } elsif not exists "x" { discard; } else { stop; }`,
 	} {
 		f.Add(s)

@@ -3,6 +3,7 @@ package sieve
 import (
 	"bytes"
 	"io"
+	"strings"
 
 	"github.com/mapdrop/mapdrop/deliver/msghdr"
 )
@@ -25,6 +26,7 @@ type parsedMessage struct {
 	body     []byte
 	bodyRead bool
 	bodyErr  error
+	flags    func() []string // the imap4flags variable, for hasflag
 }
 
 func parse(m Message) (*parsedMessage, error) {
@@ -36,8 +38,18 @@ func parse(m Message) (*parsedMessage, error) {
 }
 
 // HeaderGet returns the raw values of a field (the engine decodes RFC 2047
-// words and unfolds).
+// words and unfolds); for the pseudo field of hasflag, the current flags.
 func (m *parsedMessage) HeaderGet(key string) ([]string, error) {
+	if m.flags != nil && strings.EqualFold(key, flagsHeader) {
+		var out []string
+		for _, f := range m.flags() {
+			if c, ok := systemFlags[strings.ToLower(f)]; ok {
+				f = c
+			}
+			out = append(out, f)
+		}
+		return out, nil
+	}
 	return m.h.Values(key), nil
 }
 

@@ -5,7 +5,8 @@
 // # Extensions
 //
 // fileinto, envelope, encoded-character, the comparators i;octet,
-// i;ascii-casemap, i;ascii-numeric and i;unicode-casemap, imap4flags,
+// i;ascii-casemap, i;ascii-numeric and i;unicode-casemap, imap4flags
+// (hasflag without its variable-list form),
 // variables, relational, vacation, copy, regex, date, index, mailbox,
 // subaddress, body, and reject (RFC 5429). editheader is not offered: its
 // edits would have to be applied to the stored copy, which delivery does
@@ -22,8 +23,12 @@
 // # Several scripts
 //
 // Scripts run in the order given (the administrator's "before" scripts,
-// the user's, the "after" scripts). The next script runs only when the
-// previous one neither executed stop nor cancelled the implicit keep. A
+// the user's, the "after" scripts). As in Pigeonhole, the next script runs
+// when the previous one kept the message (the implicit keep not cancelled,
+// or an explicit keep), whether or not it executed stop, which ends only
+// its own script; the imap4flags variable carries over to it, and the
+// previous script's keep is only the implicit keep handed on (the next
+// script's fileinto or discard cancels it). A
 // script that does not compile, or fails at run time, makes the whole
 // result the fallback: one copy where the message goes without a script
 // (INBOX, or the address extension's folder), nothing else, and the error
@@ -68,6 +73,9 @@ import (
 type Options struct {
 	MaxScriptSize int64         // bytes; default 1 MiB
 	Timeout       time.Duration // run time of all scripts; default 10 s
+	// MailboxExists answers the mailboxexists test; nil means that no
+	// mailbox but INBOX exists.
+	MailboxExists func(mailbox string) bool
 }
 
 const (
@@ -91,21 +99,20 @@ func Extensions() []string { return append(append([]string{}, extensions...), "r
 
 // token prefixes the marker redirects this package inserts into scripts;
 // random so that no script names one by accident.
-var token = func() string {
+var token, flagsHeader = func() (string, string) {
 	b := make([]byte, 12)
 	rand.Read(b)
-	return "\x00mapdrop-" + hex.EncodeToString(b) + ":"
+	return "\x00mapdrop-" + hex.EncodeToString(b) + ":", "X-Mapdrop-Flags-" + hex.EncodeToString(b)
 }()
 
 // marker kinds.
 const (
-	mPre      = "pre"  // before a store with :flags: save the flags variable
-	mStore    = "st"   // after fileinto/keep
-	mRedirect = "rd"   // after redirect
-	mVacBegin = "vb"   // before vacation
-	mVacEnd   = "ve"   // after vacation
-	mStop     = "stop" // before stop
-	mReject   = "rj"   // reject REASON
+	mPre      = "pre" // before a store with :flags: save the flags variable
+	mStore    = "st"  // after fileinto/keep
+	mRedirect = "rd"  // after redirect
+	mVacBegin = "vb"  // before vacation
+	mVacEnd   = "ve"  // after vacation
+	mReject   = "rj"  // reject REASON
 )
 
 // cmdInfo is what the rewrite learned about one marked command.
@@ -194,7 +201,7 @@ func posErr(name string, err error) error {
 
 // rewriter turns the parsed script into one go-sieve runs with markers:
 // redirects to token addresses that the policy hook intercepts, so that
-// per-store flags, stop, :copy, vacation parameters and reject (which
+// per-store flags, :copy, vacation parameters and reject (which
 // go-sieve lacks) can be observed.
 type rewriter struct {
 	s        *Script
@@ -222,6 +229,13 @@ func (rw *rewriter) add(info cmdInfo) int {
 func (rw *rewriter) block(cmds []parser.Cmd) ([]parser.Cmd, error) {
 	out := make([]parser.Cmd, 0, len(cmds))
 	for _, c := range cmds {
+		if len(c.Tests) > 0 {
+			ts, err := rw.tests(c.Tests)
+			if err != nil {
+				return nil, err
+			}
+			c.Tests = ts
+		}
 		if c.Block != nil {
 			b, err := rw.block(c.Block)
 			if err != nil {
@@ -291,14 +305,86 @@ func (rw *rewriter) block(cmds []parser.Cmd) ([]parser.Cmd, error) {
 			}
 			id := rw.add(info)
 			out = append(out, marker(mVacBegin, id, ""), c, marker(mVacEnd, id, ""))
-		case "stop":
-			out = append(out, marker(mStop, 0, ""), c)
 		default:
 			out = append(out, c)
 		}
 	}
 	return out, nil
 }
+
+// tests rewrites hasflag (RFC 5232), which go-sieve lacks, into a header
+// test of the pseudo field flagsHeader, whose values parsedMessage
+// answers with the current flags: one value per flag, so that match
+// types, comparators and :count work on the flags as hasflag defines.
+// The form with a variable list is not supported.
+func (rw *rewriter) tests(ts []parser.Test) ([]parser.Test, error) {
+	out := make([]parser.Test, len(ts))
+	for i, t := range ts {
+		if len(t.Tests) > 0 {
+			sub, err := rw.tests(t.Tests)
+			if err != nil {
+				return nil, err
+			}
+			t.Tests = sub
+		}
+		if strings.EqualFold(t.Id, "hasflag") {
+			if !rw.required["imap4flags"] {
+				return nil, lexer.ErrorAt(t.Position, "missing require 'imap4flags'")
+			}
+			// Positional string arguments, the values of :comparator,
+			// :count and :value aside: one (the keys), or two (a
+			// variable list, then the keys).
+			positional := 0
+			for j := 0; j < len(t.Args); j++ {
+				if tag, ok := t.Args[j].(parser.TagArg); ok {
+					switch strings.ToLower(tag.Value) {
+					case "comparator", "count", "value":
+						j++ // its value
+					}
+					continue
+				}
+				positional++
+			}
+			if positional != 1 || len(t.Tests) != 0 {
+				return nil, lexer.ErrorAt(t.Position, "hasflag: only the form without a variable list is supported")
+			}
+			// As Pigeonhole, a key string holding several flags names
+			// each of them.
+			var keys []string
+			switch v := t.Args[len(t.Args)-1].(type) {
+			case parser.StringArg:
+				keys = splitFlags([]string{v.Value})
+			case parser.StringListArg:
+				keys = splitFlags(v.Value)
+			default:
+				return nil, lexer.ErrorAt(t.Position, "hasflag: the last argument must be the flags")
+			}
+			args := append([]parser.Arg{}, t.Args[:len(t.Args)-1]...)
+			args = append(args, parser.StringArg{Value: flagsHeader, Position: t.Position}, parser.StringListArg{Value: keys, Position: t.Position})
+			t = parser.Test{Position: t.Position, Id: "header", Args: args}
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// splitFlags splits each string at white space; a string of none but
+// white space stays as it is.
+func splitFlags(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if f := strings.Fields(s); len(f) > 0 {
+			out = append(out, f...)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// systemFlags are the IMAP system flags in their usual spelling; go-sieve
+// keeps flags in lower case.
+var systemFlags = map[string]string{`\answered`: `\Answered`, `\deleted`: `\Deleted`, `\draft`: `\Draft`, `\flagged`: `\Flagged`, `\seen`: `\Seen`}
 
 func offered(ext string) bool {
 	if ext == "reject" {
@@ -339,6 +425,7 @@ func (e *envelope) AuthUsername() string { return "" }
 
 // runState collects the plan while one script runs.
 type runState struct {
+	exists     func(string) bool
 	script     *Script
 	env        *envelope
 	stores     []action.Store
@@ -346,10 +433,17 @@ type runState struct {
 	vacation   *action.Vacation
 	rejects    []string
 	explicit   bool // keep executed
-	stopped    bool
 	saved      []string
 	nMailboxes int
 	nRedirects int
+}
+
+// MailboxExists implements interp.MailboxChecker (mailboxexists).
+func (st *runState) MailboxExists(_ context.Context, mailbox string) (bool, error) {
+	if strings.EqualFold(mailbox, "INBOX") {
+		return true, nil
+	}
+	return st.exists != nil && st.exists(mailbox), nil
 }
 
 func (st *runState) RedirectAllowed(_ context.Context, d *interp.RuntimeData, addr string) (bool, error) {
@@ -408,8 +502,6 @@ func (st *runState) RedirectAllowed(_ context.Context, d *interp.RuntimeData, ad
 			st.vacation.Subject = "" // go-sieve's default; ours is "Auto: SUBJECT"
 		}
 		d.VacationResponses = nil
-	case mStop:
-		st.stopped = true
 	case mReject:
 		d.ImplicitKeep = false
 		st.rejects = append(st.rejects, extra)
@@ -436,9 +528,11 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 	var plan action.Plan
 	implicit, explicitKeep := true, false
 	var lastFlags []string
-	for _, s := range scripts {
-		st := &runState{script: s, env: e}
+	for idx, s := range scripts {
+		st := &runState{script: s, env: e, exists: o.MailboxExists}
 		d := interp.NewRuntimeData(s.s, st, e, pm)
+		d.Flags = append([]string{}, lastFlags...) // the flags carry over
+		pm.flags = func() []string { return d.Flags }
 		if ctx.Err() != nil {
 			return fallback(s.path + ": run time limit exceeded")
 		}
@@ -458,6 +552,18 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		}
 		if err != nil {
 			return fallback(posErr(s.path, err).Error())
+		}
+		next := idx < len(scripts)-1 && (d.ImplicitKeep || st.explicit)
+		if next {
+			// The next script runs: this one's keep is the implicit keep
+			// it hands on, which the next may still cancel.
+			kept := st.stores[:0]
+			for _, x := range st.stores {
+				if !x.Default {
+					kept = append(kept, x)
+				}
+			}
+			st.stores, st.explicit = kept, false
 		}
 		if len(st.rejects) > 0 {
 			if len(st.stores) > 0 || len(st.redirects) > 0 || st.vacation != nil || len(st.rejects) > 1 {
@@ -481,7 +587,7 @@ func Run(ctx context.Context, scripts []*Script, env Envelope, msg Message, deli
 		explicitKeep = explicitKeep || st.explicit
 		implicit = d.ImplicitKeep
 		lastFlags = d.Flags
-		if st.stopped || !d.ImplicitKeep {
+		if !next {
 			break
 		}
 	}
@@ -583,7 +689,9 @@ func (f Filter) Plan(ctx context.Context, in action.Input) action.Plan {
 		}
 		scripts = append(scripts, s)
 	}
-	plan := Run(ctx, scripts, Envelope{From: in.From, To: in.To}, Message{R: in.Msg, Size: in.Size}, f.Delimiters, f.Options)
+	o := f.Options
+	o.MailboxExists = in.MailboxExists
+	plan := Run(ctx, scripts, Envelope{From: in.From, To: in.To}, Message{R: in.Msg, Size: in.Size}, f.Delimiters, o)
 	plan.Scripts = paths
 	return plan
 }

@@ -165,6 +165,20 @@ func TestSeveralScripts(t *testing.T) {
 	if stores(p) != "User" {
 		t.Errorf("before passed: %q", stores(p))
 	}
+	// As Pigeonhole: stop ends only its own script, a keep is handed on
+	// as the implicit keep, and the flags carry over.
+	p = Run(context.Background(), []*Script{load(`keep; stop;`), load(`discard;`)}, env1, m, "+", Options{})
+	if !p.Discarded || len(p.Stores) != 0 {
+		t.Errorf("keep; stop; then discard: %+v", p)
+	}
+	p = Run(context.Background(), []*Script{load(`keep;`), user}, env1, m, "+", Options{})
+	if stores(p) != "User" {
+		t.Errorf("keep then fileinto: %q", stores(p))
+	}
+	p = Run(context.Background(), []*Script{load(`require "imap4flags"; addflag "\\Seen";`), user}, env1, m, "+", Options{})
+	if !strings.EqualFold(stores(p), `User[\Seen]`) {
+		t.Errorf("flags carried: %q", stores(p))
+	}
 }
 
 func TestTimeout(t *testing.T) {
@@ -190,5 +204,48 @@ func TestSeparator(t *testing.T) {
 	p := Run(context.Background(), []*Script{s}, Envelope{To: "bob-x@d"}, Message{R: strings.NewReader(msg1), Size: int64(len(msg1))}, "+-", Options{})
 	if stores(p) != "U" {
 		t.Errorf("detail with '-' delimiter: %s %v", stores(p), p.Errors)
+	}
+}
+
+// mailboxexists asks Options.MailboxExists; without it only INBOX exists.
+func TestMailboxExists(t *testing.T) {
+	src := `require ["mailbox","fileinto"]; if mailboxexists ["Work", "inbox"] { fileinto "Work"; } else { discard; }`
+	s, err := Load("test.sieve", strings.NewReader(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Message{R: strings.NewReader(msg1), Size: int64(len(msg1))}
+	var asked []string
+	o := Options{MailboxExists: func(mb string) bool { asked = append(asked, mb); return mb == "Work" }}
+	if got := stores(Run(context.Background(), []*Script{s}, env1, m, "+", o)); got != "Work" || !reflect.DeepEqual(asked, []string{"Work"}) {
+		t.Errorf("with Work: stores %q, asked %q", got, asked)
+	}
+	if p := Run(context.Background(), []*Script{s}, env1, m, "+", Options{}); !p.Discarded {
+		t.Errorf("without a checker: %+v", p)
+	}
+}
+
+// hasflag tests the current flags, one by one, with match types,
+// comparators and :count; the variable-list form is refused.
+func TestHasflag(t *testing.T) {
+	for _, c := range []struct{ script, want string }{
+		{`require "imap4flags"; addflag ["\\Seen", "\\Flagged"]; if hasflag "\\seen" { discard; }`, ""},
+		{`require "imap4flags"; addflag "\\Seen \\Flagged"; if hasflag :is "\\Seen \\Flagged" { discard; }`, ""},
+		{`require "imap4flags"; addflag "\\Flagged"; if hasflag :contains "lagg" { discard; }`, ""},
+		{`require "imap4flags"; if hasflag :matches "*" { discard; }`, "keep"},
+		{`require ["imap4flags","relational","comparator-i;ascii-numeric"]; addflag ["a","b","c"]; if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { discard; }`, ""},
+		{`require ["imap4flags","relational","comparator-i;ascii-numeric"]; addflag ["a","b"]; if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { discard; }`, "keep[a b]"},
+		{`require "imap4flags"; addflag "X"; removeflag "X"; if hasflag "X" { discard; }`, "keep"},
+	} {
+		p := run(t, c.script, env1, msg1)
+		if got := stores(p); !strings.EqualFold(got, c.want) || len(p.Errors) != 0 {
+			t.Errorf("%s\nstores %q, errors %q; want %q", c.script, got, p.Errors, c.want)
+		}
+	}
+	if _, err := Load("v.sieve", strings.NewReader(`require ["imap4flags","variables"]; if hasflag "v" "\\Seen" { discard; }`), Options{}); err == nil || !strings.Contains(err.Error(), "variable list") {
+		t.Errorf("variable-list form: %v", err)
+	}
+	if _, err := Load("r.sieve", strings.NewReader(`if hasflag "\\Seen" { discard; }`), Options{}); err == nil || !strings.Contains(err.Error(), "r.sieve:1:") {
+		t.Errorf("without require: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ const (
 	userdbMap = "userdb"
 	// lookupTimeout bounds all userdb lookups of one delivery.
 	lookupTimeout = 30 * time.Second
-	usageLine     = "usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH] [-sendmail PATH] [-sieve-bin PATH] -d USER [EXTENSION [RECIPIENT [ARG...]]]"
+	usageLine     = "usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH] [-sendmail PATH] [-sieve-bin PATH] [-log FILE] -d USER [EXTENSION [RECIPIENT [ARG...]]]"
 	// SieveBinary is the name of the binary with the Sieve engine, looked
 	// for next to mapdrop's own executable.
 	SieveBinary = "mapdrop-sieve"
@@ -49,8 +49,16 @@ type FilterSettings struct {
 }
 
 // Main runs the delivery agent and exits. newFilter is nil for mapdrop.
+//
+// The first thing it does is refuse a privileged start (see Privilege):
+// exit 75 before reading the command line or the environment, opening a
+// log or connecting anywhere.
 func Main(newFilter FilterFunc) {
-	log, _ := maillog.Open()
+	if reason := Privilege(); reason != "" {
+		fmt.Fprintf(os.Stderr, "mapdrop: %s\n", privilegeError(reason))
+		os.Exit(failure.Temporary.ExitCode())
+	}
+	log, _ := maillog.OpenPath(logOption(os.Args[1:]))
 	code := safely(os.Stderr, func() error { return run(os.Args[1:], os.Stdin, log, newFilter) })
 	log.Close()
 	os.Exit(code)
@@ -92,6 +100,7 @@ type options struct {
 	after       []string
 	sendmail    string
 	sieveBin    string
+	note        string // for the log line
 }
 
 func usageErr(format string, args ...any) error {
@@ -109,8 +118,8 @@ func parse(args []string) (options, error) {
 			return o, usageErr("unexpected argument %q before -d USER", a)
 		}
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		switch name {
-		case "s", "d", "recipient-delimiter", "delimiter", "a", "f", "sieve-before", "sieve-after", "sendmail", "sieve-bin":
+		switch {
+		case valueOption[name]:
 			if !hasValue {
 				if i+1 >= len(args) {
 					return o, usageErr("option -%s needs a value", name)
@@ -118,7 +127,7 @@ func parse(args []string) (options, error) {
 				i++
 				value = args[i]
 			}
-		case "quota-bounce":
+		case name == "quota-bounce":
 			if hasValue {
 				b, err := strconv.ParseBool(value)
 				if err != nil {
@@ -129,7 +138,7 @@ func parse(args []string) (options, error) {
 				o.quotaBounce = true
 			}
 			continue
-		case "n":
+		case name == "n":
 			if hasValue {
 				return o, usageErr("-n takes no value")
 			}
@@ -160,6 +169,9 @@ func parse(args []string) (options, error) {
 			o.sendmail = value
 		case "sieve-bin":
 			o.sieveBin = value
+		case "log":
+			// Opened by Main (logOption) before parsing, so that usage
+			// errors are logged too.
 		case "d":
 			o.user, haveD = value, true
 			rest = args[i+1:]
@@ -202,7 +214,49 @@ func parse(args []string) (options, error) {
 	} else {
 		o.delimiters = "+"
 	}
+	if len(rest) == 0 {
+		// Started by local(8) as "mapdrop -d ${USER}": the extension and
+		// the recipient are in the environment.
+		ext, rcpt, ok, ignored := fromLocal(o.user, o.delimiters, os.Getenv)
+		if ok {
+			o.ext = ext
+			if o.recipient == "" {
+				o.recipient = rcpt
+			}
+		}
+		o.note = ignored
+	}
 	return o, nil
+}
+
+// valueOption holds the options that take a value.
+var valueOption = map[string]bool{"s": true, "d": true, "recipient-delimiter": true, "delimiter": true, "a": true, "f": true,
+	"sieve-before": true, "sieve-after": true, "sendmail": true, "sieve-bin": true, "log": true}
+
+// logOption returns the value of the last -log option before -d, "" for
+// none, without checking anything else.
+func logOption(args []string) string {
+	v := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" || name == "d" {
+			return v
+		}
+		if !valueOption[name] || hasValue {
+			if name == "log" {
+				v = value
+			}
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			if name == "log" {
+				v = args[i]
+			}
+		}
+	}
+	return v
 }
 
 // delimiterEnv returns the recipient delimiter set in the environment, under
@@ -239,6 +293,7 @@ func run(args []string, stdin io.Reader, log *maillog.Logger, newFilter FilterFu
 		Sender:      o.sender,
 		HaveSender:  o.haveSender,
 		Sendmail:    o.sendmail,
+		Note:        o.note,
 	}
 	if o.dryRun {
 		agent.DryRun = os.Stdout

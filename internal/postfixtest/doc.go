@@ -7,13 +7,14 @@
 // users can traverse it, laid out as:
 //
 //	DIR/conf/main.cf      generated: the settings below plus Config.MainCF
-//	DIR/conf/master.cf    generated: the services below plus Config.MasterCF
-//	DIR/queue/            queue_directory (subdirectories made by "postfix check")
+//	DIR/conf/master.cf    Debian's stock master.cf plus Config.MasterCF
+//	DIR/queue/            queue_directory and the chroot (subdirectories made
+//	                      by "postfix check", etc/ and lib/ by configure-instance.sh)
 //	DIR/data/             data_directory, owned by the postfix user
 //	DIR/maillog           maillog_file, written by the postlog service
 //
 // The generated main.cf follows what real Postfix 3.7 needs to run as a
-// second instance without syslog, DNS or a chroot:
+// second instance without syslog or DNS:
 //
 //	compatibility_level = 3.6
 //	queue_directory = DIR/queue, data_directory = DIR/data
@@ -25,12 +26,26 @@
 //	disable_dns_lookups = yes, smtp_dns_support_level = disabled
 //	alias_maps =, alias_database =
 //
-// Extra lines in Config.MainCF are appended, so a later setting overrides an
-// earlier one as Postfix itself reads main.cf. The generated master.cf runs
-// every service with the chroot column "n", smtpd on 127.0.0.1:PORT with a
-// free PORT, and the postlog unix-dgram service; Config.MasterCF is appended.
-// Before "postfix start" the instance is checked with "postfix -c DIR check",
-// which creates the queue subdirectories.
+// Extra lines in Config.MainCF replace a default of the same name in place
+// and are appended otherwise.
+//
+// master.cf is Debian's /usr/share/postfix/master.cf.dist (StockMasterCF) as
+// shipped, chroot column included: smtpd, pickup, cleanup, trivial-rewrite,
+// bounce, smtp and the others run chrooted in the queue directory; proxymap,
+// qmgr, local, virtual, pipe and postlogd do not. The one change is the
+// smtpd listener's name, "smtp" becoming 127.0.0.1:PORT with a free PORT.
+// Config.MasterCF is appended after a guard: it may add services but not
+// redefine a stock one (same name and type), and a service running a
+// program the stock file chroots must have chroot "y". No test can turn a
+// chroot off. Instance.Services (Postfix's own "postconf -M") and
+// Instance.Chrooted (the root directory of the running processes, from
+// /proc) let tests assert that the chroot is really on.
+//
+// Before "postfix start", Debian's configure-instance.sh runs with
+// MAIL_CONFIG=DIR/conf, as Debian's postfix service runs it before each
+// start: it copies etc/services, etc/hosts, etc/resolv.conf,
+// etc/nsswitch.conf, etc/localtime and the NSS libraries into the chroot.
+// Then "postfix -c DIR check" creates the queue subdirectories.
 //
 // Postfix processes left as zombies after "postfix stop" (there is no init
 // reaping them in a container) are harmless.

@@ -36,6 +36,7 @@ type Config struct {
 type Instance struct {
 	Dir      string // the instance directory (mode 0755)
 	ConfDir  string // the -c directory holding main.cf and master.cf
+	QueueDir string // queue_directory, the chroot of the chrooted services
 	Maillog  string // the maillog_file
 	SMTPPort int    // smtpd listens on 127.0.0.1:SMTPPort
 	stopped  bool
@@ -47,6 +48,13 @@ type Instance struct {
 func Start(t testing.TB, cfg Config) *Instance {
 	t.Helper()
 	Require(t)
+	stock, stockServices, err := stockMaster()
+	if err != nil {
+		t.Fatalf("postfixtest: %v", err)
+	}
+	if err := checkExtraMaster(stockServices, cfg.MasterCF); err != nil {
+		t.Fatalf("postfixtest: %v", err)
+	}
 	dir, err := os.MkdirTemp("", "postfixtest-")
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +63,10 @@ func Start(t testing.TB, cfg Config) *Instance {
 		t.Fatal(err)
 	}
 	inst := &Instance{
-		Dir:     dir,
-		ConfDir: filepath.Join(dir, "conf"),
-		Maillog: filepath.Join(dir, "maillog"),
+		Dir:      dir,
+		ConfDir:  filepath.Join(dir, "conf"),
+		Maillog:  filepath.Join(dir, "maillog"),
+		QueueDir: filepath.Join(dir, "queue"),
 	}
 	t.Cleanup(func() {
 		inst.Stop(t)
@@ -96,8 +105,15 @@ func Start(t testing.TB, cfg Config) *Instance {
 		if err := os.WriteFile(filepath.Join(inst.ConfDir, "main.cf"), []byte(inst.mainCF(cfg.MainCF)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(inst.ConfDir, "master.cf"), []byte(inst.masterCF(cfg.MasterCF)), 0o644); err != nil {
+		master, err := inst.masterCF(stock, cfg.MasterCF)
+		if err != nil {
+			t.Fatalf("postfixtest: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(inst.ConfDir, "master.cf"), []byte(master), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		if err := inst.configureChroot(); err != nil {
+			t.Fatalf("postfixtest: %v", err)
 		}
 		if out, err := run(60*time.Second, "/usr/sbin/postfix", "-c", inst.ConfDir, "check"); err != nil {
 			inst.DumpLog(t, 40)
@@ -182,44 +198,6 @@ func (inst *Instance) mainCF(extra []string) string {
 		lines = append(lines, l)
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-// masterServices are Debian's default services with the chroot column "n".
-const masterServices = `pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`
-
-func (inst *Instance) masterCF(extra []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "127.0.0.1:%d inet n - n - - smtpd\n", inst.SMTPPort)
-	b.WriteString(masterServices)
-	for _, l := range extra {
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -63,4 +63,39 @@ func TestSmoke(t *testing.T) {
 	if ids := inst.QueueIDs(t); len(ids) != 0 {
 		t.Errorf("queue not empty after delivery: %v", ids)
 	}
+
+	// Debian's chroot as shipped: Postfix reads these columns from the
+	// instance's master.cf, and the processes that served the two
+	// messages above really run with the queue directory as root, except
+	// proxymap (local_recipient_maps = proxy:unix:passwd.byname).
+	want := map[string]bool{"smtpd": true, "cleanup": true, "trivial-rewrite": true, "proxymap": false, "local": false}
+	seen := map[string]bool{}
+	for _, s := range inst.Services(t) {
+		if c, ok := want[s.Command]; ok && !(s.Command == "smtpd" && s.Type != "inet") {
+			seen[s.Command] = true
+			if s.Chroot() != c {
+				t.Errorf("postconf -M: %s/%s %s chroot column %q, want chroot %v", s.Name, s.Type, s.Command, s.ChrootColumn, c)
+			}
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("postconf -M lists %v of %v", seen, want)
+	}
+	for _, prog := range []string{"smtpd", "cleanup", "trivial-rewrite"} {
+		if !inst.Chrooted(t, prog) {
+			t.Errorf("%s does not run chrooted in %s", prog, inst.QueueDir)
+		}
+	}
+	if inst.Chrooted(t, "proxymap") {
+		t.Errorf("proxymap runs chrooted; Debian ships it without")
+	}
+	// configure-instance.sh copied the host's files into the chroot.
+	for _, f := range []string{"etc/services", "etc/resolv.conf", "etc/hosts", "etc/nsswitch.conf"} {
+		if _, err := os.Stat("/" + f); err != nil {
+			continue // nothing to copy on this host
+		}
+		if _, err := os.Stat(filepath.Join(inst.QueueDir, f)); err != nil {
+			t.Errorf("chroot lacks %s: %v", f, err)
+		}
+	}
 }

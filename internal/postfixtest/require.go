@@ -14,7 +14,7 @@ import (
 )
 
 // Programs are the Postfix programs an instance needs.
-var Programs = []string{"/usr/sbin/postfix", "/usr/sbin/postqueue", "/usr/sbin/postconf"}
+var Programs = []string{"/usr/sbin/postfix", "/usr/sbin/postqueue", "/usr/sbin/postconf", StockMasterCF, ConfigureInstance}
 
 // Required reports whether a missing Postfix or missing root privileges must
 // fail the test instead of skipping it: env CI=true or MAPDROP_REQUIRE_POSTFIX=1.
@@ -30,7 +30,7 @@ func Missing() string {
 	}
 	for _, p := range Programs {
 		if _, err := os.Stat(p); err != nil {
-			return "postfix is not installed: " + err.Error()
+			return "postfix is not installed (Debian's package): " + err.Error()
 		}
 	}
 	if _, err := user.Lookup("postfix"); err != nil {
@@ -131,6 +131,11 @@ func MkdirOwned(t testing.TB, dir string, perm os.FileMode, uid, gid uint32) {
 // daemon behind that may keep inherited descriptors open, and waiting for a
 // pipe to close would wait for the daemon.
 func run(limit time.Duration, name string, args ...string) (string, error) {
+	return runEnv(limit, nil, name, args...)
+}
+
+// runEnv is run with env as the whole environment (nil: the test's).
+func runEnv(limit time.Duration, env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	f, err := os.CreateTemp("", "postfixtest-out-")
@@ -142,6 +147,7 @@ func run(limit time.Duration, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
+	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
 	out, rerr := os.ReadFile(f.Name())

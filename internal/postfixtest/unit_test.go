@@ -33,3 +33,70 @@ func TestMainCFOverridesInPlace(t *testing.T) {
 		t.Errorf("override moved to the end:\n%s", got)
 	}
 }
+
+func TestMasterGuard(t *testing.T) {
+	stock, err := parseMaster(`# comment
+smtp      inet  n       -       y       -       -       smtpd
+cleanup   unix  n       -       y       -       0       cleanup
+proxymap  unix  -       -       n       -       -       proxymap
+local     unix  -       n       n       -       -       local
+`)
+	if err != nil || len(stock) != 4 {
+		t.Fatalf("parseMaster: %v %v", stock, err)
+	}
+	for _, tc := range []struct {
+		extra []string
+		ok    bool
+	}{
+		{[]string{"mapdrop   unix  -       n       n       -       -       pipe", "  flags=ODRhu user=x argv=/bin/true ${recipient}"}, true},
+		{[]string{"local2    unix  -       n       n       -       -       local", "  -o mailbox_command_maps=cdb:/x"}, true},
+		{[]string{"cleanup   unix  n       -       n       -       0       cleanup"}, false}, // redefines, chroot off
+		{[]string{"cleanup   unix  n       -       y       -       0       cleanup"}, false}, // redefines even as shipped
+		{[]string{"smtp      inet  n       -       y       -       -       smtpd"}, false},   // redefines
+		{[]string{"127.0.0.1:2 inet  n     -       n       -       -       smtpd"}, false},   // smtpd without chroot
+		{[]string{"127.0.0.1:2 inet  n     -       -       -       -       smtpd"}, false},   // "-" is n since Postfix 3.0
+		{[]string{"cleanup2  unix  n       -       y       -       0       cleanup"}, true},  // chrooted as shipped
+		{[]string{"  -o x=y"}, false}, // continuation without entry
+	} {
+		err := checkExtraMaster(stock, tc.extra)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkExtraMaster(%q) = %v, want ok=%v", tc.extra, err, tc.ok)
+		}
+	}
+}
+
+func TestMasterCFStock(t *testing.T) {
+	stock, svcs, err := stockMaster()
+	if err != nil {
+		if Required() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	inst := &Instance{SMTPPort: 2525}
+	got, err := inst.masterCF(stock, []string{"x unix - n n - - pipe", "  argv=/bin/true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := parseMaster(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed) != len(svcs)+1 {
+		t.Fatalf("%d services, want the %d stock ones plus one", len(parsed), len(svcs))
+	}
+	for i, s := range svcs {
+		p := parsed[i]
+		if s.Name == "smtp" && s.Type == "inet" {
+			s.Name = "127.0.0.1:2525"
+		}
+		if p.Name != s.Name || p.ChrootColumn != s.ChrootColumn || p.Command != s.Command || strings.Join(p.Args, " ") != strings.Join(s.Args, " ") {
+			t.Errorf("service %d: %+v, want %+v", i, p, s)
+		}
+		if s.Command == "smtpd" || s.Command == "cleanup" || s.Command == "trivial-rewrite" {
+			if !p.Chroot() {
+				t.Errorf("%s is not chrooted in the stock master.cf", s.Command)
+			}
+		}
+	}
+}
