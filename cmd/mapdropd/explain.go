@@ -48,6 +48,7 @@ func (t *tables) Explain(_ context.Context, m, k string) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "map %s (%s lookup)\n", x.Map, x.Match)
+	b.WriteString(etcdExplain(x))
 	if len(x.Tries) == 0 {
 		b.WriteString("empty key: nothing tried\n")
 	}
@@ -55,6 +56,10 @@ func (t *tables) Explain(_ context.Context, m, k string) (string, error) {
 		fmt.Fprintf(&b, "try %d, %s: %s: ", i+1, try.Step, try.Key)
 		if !try.Hit {
 			b.WriteString("miss\n")
+			continue
+		}
+		if x.Incremental {
+			b.WriteString("hit in the etcd map\n")
 			continue
 		}
 		b.WriteString("hit at " + t.where(m, try.Key) + "\n")

@@ -9,6 +9,7 @@
 //	mapdropd query  [-s ADDR] [-timeout D] [-explain] MAP KEY...
 //	mapdropd check  [-state DIR] PATH...
 //	mapdropd confirm FILE...
+//	mapdropd push   -etcd URLS [-etcd-prefix P] [-timeout D] PATH...
 //	mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR
 //	mapdropd -h | -version
 //
@@ -45,10 +46,12 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "-tables DIR [-map NAME=PATH]... [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...",
+	{"serve", "[-tables DIR] [-map NAME=PATH]... [-etcd URLS -etcd-cache DIR] [-socketmap ADDR]... [-tcp NAME=HOST:PORT]... [flag]...",
 		"Serve the tables over socketmap and tcp_table, reloading each file as soon as it changes."},
 	{"query", "[-s ADDR] [-timeout D] [-explain] MAP KEY...",
 		"Look keys up in the running server, as postmap -q does; KEY - reads keys from standard input. With -explain, show how the server finds the answer to one key."},
+	{"push", "-etcd URLS [-etcd-prefix P] [-timeout D] PATH...",
+		"Parse map files and directories as check does and, when all parse, push them into etcd: each map replaced atomically, on every mapdropd serve -etcd. Prints NAME revision REV per map."},
 	{"check", "[-state DIR] PATH...",
 		"Parse table files and directories as serve would, print every error as FILE:LINE: REASON (also a file serve would hold back as cut short or empty, a dangling or looping symbolic link, a FIFO) and, when all is well, one summary line."},
 	{"confirm", "FILE...",
@@ -79,6 +82,8 @@ func run(args []string) int {
 		return check(args[1:])
 	case "confirm":
 		return confirm(args[1:])
+	case "push":
+		return push(args[1:])
 	case "export":
 		return exportCmd(args[1:])
 	}

@@ -50,6 +50,8 @@ func query(args []string) int {
 
 	fromStdin := len(keys) == 1 && keys[0] == "-"
 	status := 0
+	probe := keys[0]
+	before := servedRevision(ctx, c, mapName, probe)
 	for key := range queryKeys(keys) {
 		v, err := c.Lookup(ctx, mapName, key)
 		switch {
@@ -66,7 +68,32 @@ func query(args []string) int {
 			status = max(status, failure.LookupExitCode(err))
 		}
 	}
+	// A map from etcd: name the revision that answered (stderr, so that
+	// stdout stays what postmap -q prints).
+	if before == 0 {
+		return status // not an etcd map (or a server that cannot say)
+	}
+	if after := servedRevision(ctx, c, mapName, probe); after != 0 {
+		if before == after {
+			fmt.Fprintf(os.Stderr, "mapdropd query: %s: etcd revision %d\n", mapName, after)
+		} else {
+			fmt.Fprintf(os.Stderr, "mapdropd query: %s: etcd revision %d to %d (changed during the query)\n", mapName, before, after)
+		}
+	}
 	return status
+}
+
+// servedRevision is the etcd revision the server answers map m from, 0
+// when m does not come from etcd (or the server cannot say).
+func servedRevision(ctx context.Context, c *client.Socketmap, m, key string) int64 {
+	if key == "-" {
+		key = "x"
+	}
+	text, err := c.Lookup(ctx, server.ExplainPrefix+m, key)
+	if err != nil {
+		return 0
+	}
+	return revisionOf(text)
 }
 
 // queryKeys yields the keys named on the command line, or the lines of

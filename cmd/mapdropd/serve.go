@@ -22,6 +22,7 @@ import (
 	"github.com/mapdrop/mapdrop/internal/systemd"
 	"github.com/mapdrop/mapdrop/lookup/server"
 	"github.com/mapdrop/mapdrop/lookup/sockaddr"
+	"github.com/mapdrop/mapdrop/tables/etcdsource"
 	"github.com/mapdrop/mapdrop/tables/reload"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
@@ -75,6 +76,8 @@ func serve(args []string) int {
 	fs := newFlagSet("serve")
 	var tf tableFlags
 	tf.register(fs)
+	var ef etcdFlags
+	ef.register(fs)
 	var socketmaps, tcps multiFlag
 	fs.Var(&socketmaps, "socketmap", "socketmap listener `ADDR`, unix:/path or inet:host:port (repeatable; default "+sockaddr.DefaultServer+" unless systemd passes sockets)")
 	fs.Var(&tcps, "tcp", "serve map NAME over tcp_table on HOST:PORT, given as `NAME=HOST:PORT` (repeatable)")
@@ -98,7 +101,8 @@ func serve(args []string) int {
 	}
 	log := newLogger(*level)
 	cfg, err := tf.config()
-	if err != nil {
+	withFiles := tf.dir != "" || len(tf.maps) > 0
+	if err != nil && (withFiles || !ef.enabled()) {
 		return fail(log, err)
 	}
 	fileMode, err := strconv.ParseUint(*mode, 8, 32)
@@ -135,14 +139,23 @@ func serve(args []string) int {
 			return fail(log, failure.Perm("-export %s: not a directory", *exportDir))
 		}
 	}
-	rl, err := reload.New(cfg, st)
-	if err != nil {
-		return fail(log, err)
+	var rl *reload.Reloader
+	if withFiles {
+		if rl, err = reload.New(cfg, st); err != nil {
+			return fail(log, err)
+		}
+		if err := rl.LoadAll(); err != nil {
+			// Good maps are loaded and served; the broken ones are logged by
+			// the reloader and answer "unknown map" until they are fixed.
+			log.Error("some tables did not load; serving the rest", "err", err)
+		}
 	}
-	if err := rl.LoadAll(); err != nil {
-		// Good maps are loaded and served; the broken ones are logged by
-		// the reloader and answer "unknown map" until they are fixed.
-		log.Error("some tables did not load; serving the rest", "err", err)
+	var src *etcdsource.Source
+	if ef.enabled() {
+		if src, err = ef.startEtcd(st, cfg, met, log); err != nil {
+			return fail(log, err)
+		}
+		defer src.Close()
 	}
 
 	srv := &server.Server{
@@ -200,7 +213,12 @@ func serve(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	watchDone := make(chan error, 1)
-	go func() { watchDone <- rl.Run(ctx) }()
+	if rl != nil {
+		go func() { watchDone <- rl.Run(ctx) }()
+	}
+	if src != nil {
+		go src.Run(ctx)
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -212,13 +230,13 @@ func serve(args []string) int {
 		}
 	}
 	drain(status.changed)
-	statusLine := status.text(rl)
+	statusLine := status.text(rl) + etcdStatus(src)
 	notifyErr(notify.Ready(statusLine))
 	for {
 		select {
 		case <-status.changed:
 			// A reload by the watcher: say so when the summary changed.
-			if s := status.text(rl); s != statusLine {
+			if s := status.text(rl) + etcdStatus(src); s != statusLine {
 				statusLine = s
 				notifyErr(notify.Status(statusLine))
 			}
@@ -229,13 +247,16 @@ func serve(args []string) int {
 			watchDone = nil
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				if rl == nil {
+					continue
+				}
 				log.Info("SIGHUP: reloading all tables")
 				notifyErr(notify.Reloading("reloading"))
 				if err := rl.LoadAll(); err != nil {
 					log.Error("reload: some tables kept their previous version", "err", err)
 				}
 				drain(status.changed)
-				statusLine = status.text(rl)
+				statusLine = status.text(rl) + etcdStatus(src)
 				notifyErr(notify.Ready(statusLine))
 				continue
 			}

@@ -85,6 +85,9 @@ func statusOnResult(cfg *reload.Config) *statusHook {
 // the maps whose newest file is held back (waiting for mapdropd confirm)
 // and those whose file failed to load.
 func (h *statusHook) text(rl *reload.Reloader) string {
+	if rl == nil {
+		return "serving maps from etcd"
+	}
 	st := rl.Status()
 	s := fmt.Sprintf("serving %d maps, %d entries", st.Maps, st.Entries)
 	var held, failing []string

@@ -24,6 +24,14 @@
 //	                                         map is held back as cut short or emptied,
 //	                                         waiting for "mapdropd confirm", else 0
 //
+// and, with maps from etcd (EnableSource):
+//
+//	mapdropd_source_connected                gauge; 1 while the etcd cluster answers, else 0
+//	mapdropd_source_revision                 gauge; the etcd revision being served
+//	mapdropd_source_resyncs_total            counter; fresh snapshots taken while running
+//	                                         (watch revision compacted, reconnection after
+//	                                         a start from the cache)
+//
 // plus the standard Go runtime (go_*) and process (process_*) collectors.
 //
 // The label map takes only the names of maps the reloader reported (loaded
@@ -71,7 +79,8 @@ type Metrics struct {
 	stale        *prometheus.GaugeVec
 	held         *prometheus.GaugeVec
 
-	mu      sync.Mutex // serialises adding maps
+	src     atomic.Pointer[sourceMetrics] // set by EnableSource
+	mu      sync.Mutex                    // serialises adding maps
 	maps    atomic.Pointer[map[string]*mapCounters]
 	unknown *mapCounters
 }

@@ -52,22 +52,33 @@ type Explanation struct {
 	Value     string
 	Matched   string
 	Extension string
+	// Incremental says the map came from Apply (etcd), not from a file;
+	// then Revision is the source revision the whole store was at when it
+	// answered (Store.Revision), and Changed the revision that last
+	// changed this map.
+	Incremental bool
+	Revision    int64
+	Changed     int64
 }
 
 // Explain tells how Lookup(name, k) finds its answer, trying the same keys
 // in the same order. An unknown map is a Permanent failure, as for Lookup.
 func (s *Store) Explain(name, k string) (Explanation, error) {
 	x := Explanation{Map: name}
-	t := (*s.view.Load())[name]
+	vw := s.view.Load()
+	t := vw.tables[name]
 	if t == nil {
 		return x, failure.Perm("unknown map %s", name)
 	}
 	x.Match = t.match
+	if t.tree != nil {
+		x.Incremental, x.Revision, x.Changed = true, vw.rev, t.rev
+	}
 	if k == "" {
 		return x, nil
 	}
 	try := func(step Step, k string) bool {
-		v, ok := t.m[k]
+		v, ok := t.get(k)
 		x.Tries = append(x.Tries, Try{Step: step, Key: k, Hit: ok})
 		if ok {
 			x.Found, x.Value, x.Matched = true, v, k

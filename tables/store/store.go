@@ -59,6 +59,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -105,11 +106,32 @@ func MatchForName(name string) Match {
 	return Exact
 }
 
-// table is one map's immutable contents.
+// table is one map's immutable contents: a Go map (from a file) or a
+// Tree (from a source that changes key by key).
 type table struct {
 	match     Match
 	propagate bool // copy an unmatched extension into the result (alias maps)
 	m         map[string]string
+	tree      *Tree // when not nil, the contents instead of m
+	rev       int64 // with tree: the revision of the Apply that last changed it
+}
+
+// get returns the value of the folded key k.
+func (t *table) get(k string) (string, bool) {
+	if t.tree != nil {
+		return t.tree.getBytes(unsafe.Slice(unsafe.StringData(k), len(k)))
+	}
+	v, ok := t.m[k]
+	return v, ok
+}
+
+// getBytes is get for a key held in b, without allocating.
+func (t *table) getBytes(b []byte) (string, bool) {
+	if t.tree != nil {
+		return t.tree.getBytes(b)
+	}
+	v, ok := t.m[string(b)] // no allocation: the compiler reads b in place
+	return v, ok
 }
 
 // PropagatesExtension reports whether an Address map of this name copies
@@ -144,8 +166,16 @@ var schema = &memdb.DBSchema{
 type Store struct {
 	delims string
 	db     *memdb.MemDB
-	mu     sync.Mutex                        // serialises ReplaceTable, so views follow commit order
-	view   atomic.Pointer[map[string]*table] // published copy of the committed rows
+	mu     sync.Mutex           // serialises ReplaceTable and Apply, so views follow commit order
+	view   atomic.Pointer[view] // published copy of the committed rows
+	rev    int64                // revision of the last Apply; with mu
+}
+
+// view is what a lookup reads: the committed maps and the source revision
+// they make up, published together.
+type view struct {
+	tables map[string]*table
+	rev    int64
 }
 
 // New returns an empty store. recipientDelimiters is the set of characters
@@ -161,8 +191,7 @@ func New(recipientDelimiters string) (*Store, error) {
 		return nil, failure.Wrap(failure.Temporary, err, "store")
 	}
 	s := &Store{delims: recipientDelimiters, db: db}
-	empty := map[string]*table{}
-	s.view.Store(&empty)
+	s.view.Store(&view{tables: map[string]*table{}})
 	return s, nil
 }
 
@@ -206,11 +235,11 @@ func (s *Store) install(name string, match Match, m map[string]string) error {
 
 // publish copies the committed rows into a new view. Called with s.mu held.
 func (s *Store) publish() {
-	view := map[string]*table{}
+	v := &view{tables: map[string]*table{}, rev: s.rev}
 	for _, r := range s.rows() {
-		view[r.Name] = r.Table
+		v.tables[r.Name] = r.Table
 	}
-	s.view.Store(&view)
+	s.view.Store(v)
 }
 
 // rows returns the committed rows in name order.
@@ -228,7 +257,7 @@ func (s *Store) rows() []*row {
 
 // Has reports whether the store has a map named name.
 func (s *Store) Has(name string) bool {
-	_, ok := (*s.view.Load())[name]
+	_, ok := s.view.Load().tables[name]
 	return ok
 }
 
@@ -236,7 +265,7 @@ func (s *Store) Has(name string) bool {
 // (see the package documentation). An unknown map is a Permanent failure; a
 // key that is not there is failure.ErrNotFound.
 func (s *Store) Lookup(name, k string) (string, error) {
-	t := (*s.view.Load())[name]
+	t := s.view.Load().tables[name]
 	if t == nil {
 		return "", failure.Perm("unknown map %s", name)
 	}
@@ -244,7 +273,7 @@ func (s *Store) Lookup(name, k string) (string, error) {
 		return "", failure.ErrNotFound
 	}
 	k = key.Fold(k)
-	if v, ok := t.m[k]; ok {
+	if v, ok := t.get(k); ok {
 		return v, nil
 	}
 	if t.match == Address {
@@ -270,12 +299,12 @@ func (t *table) lookupAddress(key, delims string) (v, ext string, ok bool) {
 		var buf [256]byte
 		b := append(buf[:0], local[:n]...)
 		b = append(b, domain...)
-		if v, ok := t.m[string(b)]; ok { // no allocation: the compiler reads b in place
+		if v, ok := t.getBytes(b); ok { // no allocation
 			return v, local[n:], true
 		}
 	}
 	if local != "" && len(domain) > 1 {
-		if v, ok := t.m[domain]; ok {
+		if v, ok := t.get(domain); ok {
 			return v, "", true
 		}
 	}

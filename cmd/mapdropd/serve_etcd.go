@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mapdrop/mapdrop/internal/metrics"
+	"github.com/mapdrop/mapdrop/tables/etcdsource"
+	"github.com/mapdrop/mapdrop/tables/reload"
+	"github.com/mapdrop/mapdrop/tables/store"
+)
+
+// etcdFlags are serve's flags for maps from etcd.
+type etcdFlags struct {
+	endpoints    string
+	prefix       string
+	cache        string
+	startTimeout time.Duration
+}
+
+func (ef *etcdFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&ef.endpoints, "etcd", "", "also serve the maps pushed to the etcd cluster at these comma-separated client `URLS` (mapdropd push)")
+	fs.StringVar(&ef.prefix, "etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
+	fs.StringVar(&ef.cache, "etcd-cache", "", "keep a copy of the etcd maps in `DIR`, served at startup when the cluster is down")
+	fs.DurationVar(&ef.startTimeout, "etcd-start-timeout", 5*time.Second, "at startup, wait this long, `D`, for the etcd cluster before serving from -etcd-cache")
+}
+
+// enabled reports whether -etcd was given.
+func (ef *etcdFlags) enabled() bool { return ef.endpoints != "" }
+
+// fileMapNames is every map name that the tables files give now: the map
+// files of -tables and the -map names.
+func fileMapNames(cfg reload.Config) map[string]bool {
+	names := map[string]bool{}
+	if cfg.Dir != "" {
+		des, _ := os.ReadDir(cfg.Dir)
+		for _, de := range des {
+			if reload.IsMapFileName(de.Name()) && !de.IsDir() {
+				names[de.Name()] = true
+			}
+		}
+	}
+	for n := range cfg.Maps {
+		names[n] = true
+	}
+	return names
+}
+
+// startEtcd loads the etcd maps into st (from the cluster or the cache)
+// and returns the source, which the caller runs. A map name that the files
+// give too is refused (Permanent: exit 78).
+func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.Metrics, log *slog.Logger) (*etcdsource.Source, error) {
+	files := fileMapNames(cfg)
+	scfg := etcdsource.Config{
+		Endpoints:    splitList(ef.endpoints),
+		Prefix:       ef.prefix,
+		CacheDir:     ef.cache,
+		Matches:      cfg.Matches,
+		Reserved:     func(name string) bool { return files[name] },
+		Logger:       log.With("source", "etcd"),
+		StartTimeout: ef.startTimeout,
+	}
+	if met != nil {
+		met.EnableSource()
+		scfg.OnState = met.SourceState
+		scfg.OnResync = func(int64) { met.SourceResync() }
+		// Lookups of a map count under its name only once the metrics
+		// know it; a switch counts as a successful load.
+		scfg.OnMap = func(name string, entries int) { met.Loaded(name, entries, nil) }
+	}
+	src, err := etcdsource.New(scfg, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := src.Start(context.Background()); err != nil {
+		src.Close()
+		return nil, err
+	}
+	return src, nil
+}
+
+// etcdExplain is the explanation's line about the etcd revision that
+// answers, or "" for a map from a file.
+func etcdExplain(x store.Explanation) string {
+	if !x.Incremental {
+		return ""
+	}
+	return fmt.Sprintf("%s %d (map last changed at revision %d)\n", etcdRevisionLine, x.Revision, x.Changed)
+}
+
+// etcdRevisionLine starts the explanation line that names the etcd
+// revision; "mapdropd query" looks for it.
+const etcdRevisionLine = "source: etcd revision"
+
+// revisionOf reads the etcd revision from an explanation text: 0 when the
+// map does not come from etcd.
+func revisionOf(text string) int64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, etcdRevisionLine+" "); ok {
+			n, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// etcdStatus is the part of systemd's STATUS= about etcd.
+func etcdStatus(src *etcdsource.Source) string {
+	if src == nil {
+		return ""
+	}
+	state := "connected"
+	switch {
+	case src.FromCache():
+		state = "SERVING FROM CACHE"
+	case !src.Connected():
+		state = "unreachable"
+	}
+	return fmt.Sprintf("; etcd %s at revision %d", state, src.Revision())
+}
