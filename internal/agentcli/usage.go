@@ -22,9 +22,11 @@ usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a A
 
 mapdrop reads one message on standard input and writes it into the Maildir of USER, as the uid and gid that the userdb map of mapdropd names, with write, fsync, rename into new/ and fsync of new/. Each option may also be written --name and -name=value.
 
-The first argument after USER, when present and not empty, is the address extension (pipe(8)'s ${extension}): the message goes into the Maildir folder of that name when it exists. The second (${recipient}) is the original recipient for Sieve; further arguments (${user}, ${nexthop}, ...) are accepted and ignored. Without any argument after USER, when local(8) runs mapdrop (mailbox_command, mailbox_command_maps, .forward), the extension is local(8)'s EXTENSION and Sieve's recipient its RECIPIENT, provided USER, LOCAL and RECIPIENT describe the -d user: "mailbox_command = mapdrop -d ${USER}" files user+lists into ".lists". Otherwise the extension comes from USER when USER is not in userdb but USER without its extension is: "-d user+work@dom" delivers to user@dom's folder "work".
+The first argument after USER, when present and not empty, is the address extension (pipe(8)'s ${extension}): the message goes into the Maildir folder of that name when it exists. The second (${recipient}) is the original recipient for Sieve; further arguments (${user}, ${nexthop}, ...) are accepted and ignored. Without any argument after USER, when local(8) runs mapdrop (mailbox_command, mailbox_command_maps, .forward), the extension is local(8)'s EXTENSION and Sieve's recipient its RECIPIENT, provided USER, LOCAL and RECIPIENT describe the -d user: "mailbox_command = mapdrop -d ${USER}" files user+lists into ".lists" (when EXTENSION does not fit, the log line's note= says why). Otherwise the extension comes from USER when USER is not in userdb but USER without its extension is: "-d user+work@dom" delivers to user@dom's folder "work".
 
-A first line "From SENDER  DATE", which local(8) puts before the message, is not stored; SENDER is the envelope sender when neither -f nor a Return-Path: field gives one.
+A first line "From SENDER  DATE", which local(8) puts before the message, is not stored; SENDER is the envelope sender when neither -f nor a Return-Path: field gives one, and the log line shows it as from=<SENDER>.
+
+Each delivery removes the files that killed deliveries left in the tmp/ it writes into once they are 36 hours old (at most 128 entries looked at, about 5 ms), logged as tmp-removed=N.
 
 mapdrop refuses to run with privileges its caller lacks (setuid, setgid, file capabilities): it exits 75 before reading anything. Postfix runs it as the mailbox owner instead: pipe(8) with user=, local(8) as the recipient.
 
@@ -44,9 +46,9 @@ flags:
     	over quota, exit 77 (Postfix bounces) instead of 75 (Postfix retries, the default)
   -n	dry run: print the account, Maildir, folders and Sieve actions the message would get; write and send nothing
   -a ADDR
-    	the original envelope recipient ADDR that Sieve's envelope "to" sees (default: the argument after EXTENSION, else USER)
+    	the original envelope recipient ADDR that Sieve's envelope "to" sees (default: the argument after EXTENSION, else local(8)'s RECIPIENT, else USER)
   -f ADDR
-    	the envelope sender ADDR that Sieve sees, "" for <> (default: the Return-Path: field, pipe(8) flag R)
+    	the envelope sender ADDR that Sieve sees, "" for <> (default: the Return-Path: field, pipe(8) flag R, else the sender of local(8)'s "From " line)
   -sieve-before PATH
     	an administrator's Sieve script, or a directory of *.sieve run in name order, before the user's (repeatable)
   -sieve-after PATH
