@@ -20,25 +20,13 @@ import (
 // mapdropd serves (mapdropd query -), and a missing key is missing in both.
 func TestExportDifferential(t *testing.T) {
 	conf := postmapConf(t)
-	var src strings.Builder
+	src, generated := awkwardEntries(10000)
 	var keys []string
-	for i := 0; i < 10000; i++ {
-		var k, v string
-		switch i % 4 {
-		case 0:
-			k, v = fmt.Sprintf("user%d@some.domain", i), fmt.Sprintf("/usr/local/bin/mapdrop -d user%d", i)
-		case 1:
-			k, v = fmt.Sprintf("ümläut%d@dömäin.example", i), fmt.Sprintf("zïel %d, ✓ über", i)
-		case 2:
-			k, v = fmt.Sprintf("Mixed%d+Ext@Some.Domain", i), strings.Repeat(fmt.Sprintf("long%d ", i), 300)
-		default:
-			k, v = fmt.Sprintf("local%d", i), fmt.Sprintf("|/bin/cat   >> /var/mail/local%d", i)
-		}
-		fmt.Fprintf(&src, "%s\t%s\n", k, strings.TrimSpace(v))
+	for _, k := range generated {
 		keys = append(keys, strings.ToLower(k))
 	}
 	missing := []string{"nobody@some.domain", "user1@other.domain", "ümläut1@nowhere"}
-	dir := writeTables(t, map[string]string{"mailbox_command": src.String(), "virtual_mailbox_domains": "some.domain OK\n"})
+	dir := writeTables(t, map[string]string{"mailbox_command": src, "virtual_mailbox_domains": "some.domain OK\n"})
 	exportDir := t.TempDir()
 	d := startDaemon(t, dir, "-export", exportDir, "-log-level", "info")
 
@@ -161,4 +149,29 @@ func TestConcurrentClientsDuringReloads(t *testing.T) {
 			t.Errorf("client %d got no answers", c)
 		}
 	}
+}
+
+// awkwardEntries generates a map source file of n entries that exercise the
+// awkward parts of a table (UTF-8 keys and values, mixed case and
+// extensions in keys, values of several KiB, runs of spaces) and returns it
+// with the keys as written.
+func awkwardEntries(n int) (string, []string) {
+	var src strings.Builder
+	keys := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		var k, v string
+		switch i % 4 {
+		case 0:
+			k, v = fmt.Sprintf("user%d@some.domain", i), fmt.Sprintf("/usr/local/bin/mapdrop -d user%d", i)
+		case 1:
+			k, v = fmt.Sprintf("ümläut%d@dömäin.example", i), fmt.Sprintf("zïel %d, ✓ über", i)
+		case 2:
+			k, v = fmt.Sprintf("Mixed%d+Ext@Some.Domain", i), strings.Repeat(fmt.Sprintf("long%d ", i), 300)
+		default:
+			k, v = fmt.Sprintf("local%d", i), fmt.Sprintf("|/bin/cat   >> /var/mail/local%d", i)
+		}
+		fmt.Fprintf(&src, "%s\t%s\n", k, strings.TrimSpace(v))
+		keys = append(keys, k)
+	}
+	return src.String(), keys
 }

@@ -117,24 +117,12 @@ func differentialTables(t *testing.T) (dir string, keys map[string][]string) {
 			}
 		}
 	}
-	var src strings.Builder
-	for i := 0; i < 2000; i++ {
-		var k, v string
-		switch i % 4 {
-		case 0:
-			k, v = fmt.Sprintf("user%d@some.domain", i), fmt.Sprintf("/usr/local/bin/mapdrop -d user%d", i)
-		case 1:
-			k, v = fmt.Sprintf("ümläut%d@dömäin.example", i), fmt.Sprintf("zïel %d, ✓ über", i)
-		case 2:
-			k, v = fmt.Sprintf("Mixed%d+Ext@Some.Domain", i), strings.Repeat(fmt.Sprintf("long%d ", i), 300)
-		default:
-			k, v = fmt.Sprintf("local%d", i), fmt.Sprintf("|/bin/cat   >> /var/mail/local%d", i)
-		}
-		fmt.Fprintf(&src, "%s\t%s\n", k, strings.TrimSpace(v))
+	src, generated := awkwardEntries(2000)
+	for _, k := range generated {
 		keys["virtual_alias_generated"] = append(keys["virtual_alias_generated"], k, strings.ToUpper(k), strings.Replace(k, "@", "+x@", 1))
 	}
 	keys["virtual_alias_generated"] = append(keys["virtual_alias_generated"], "nobody@some.domain", "@some.domain")
-	if err := os.WriteFile(filepath.Join(dir, "virtual_alias_generated"), []byte(src.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "virtual_alias_generated"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir, keys

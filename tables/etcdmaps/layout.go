@@ -44,6 +44,8 @@ package etcdmaps
 
 import (
 	"strings"
+
+	"github.com/mapdrop/mapdrop/tables/reload"
 )
 
 // MaxOpsPerTxn is the most operations Push puts in one etcd transaction
@@ -107,7 +109,7 @@ func (l Layout) Parse(ek string) (kind Kind, name, version, k string) {
 		return Other, "", "", ""
 	}
 	if n, ok := strings.CutPrefix(rest, "ptr/"); ok {
-		if !ValidName(n) {
+		if !reload.ValidName(n) {
 			return Other, "", "", ""
 		}
 		return PointerKey, n, "", ""
@@ -117,7 +119,7 @@ func (l Layout) Parse(ek string) (kind Kind, name, version, k string) {
 		return Other, "", "", ""
 	}
 	name, rest, ok = strings.Cut(rest, "/")
-	if !ok || !ValidName(name) {
+	if !ok || !reload.ValidName(name) {
 		return Other, "", "", ""
 	}
 	version, k, ok = strings.Cut(rest, "/")
@@ -125,21 +127,6 @@ func (l Layout) Parse(ek string) (kind Kind, name, version, k string) {
 		return Other, "", "", ""
 	}
 	return EntryKey, name, version, k
-}
-
-// ValidName reports whether name can name a map: [a-z0-9_.-]+, not
-// starting with a dot.
-func ValidName(name string) bool {
-	if name == "" || name[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // prefixEnd is the end of the key range of every key starting with p.

@@ -135,7 +135,7 @@ func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt P
 		opt.InFlight = 32
 	}
 	for _, m := range maps {
-		if !ValidName(m.Name) {
+		if !reload.ValidName(m.Name) {
 			return nil, failure.New(failure.Invalid, "%s: %q is not a map name", m.Path, m.Name)
 		}
 		prefix := len(l.VersionPrefix(m.Name, newVersion()))

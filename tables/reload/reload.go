@@ -234,7 +234,7 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 		}
 	}
 	for name, path := range cfg.Maps {
-		if !validName(name) {
+		if !ValidName(name) {
 			return nil, failure.Perm("map name %q: must match [a-z0-9_.-]+ and not start with a dot", name)
 		}
 		if path == "" {
@@ -245,8 +245,9 @@ func New(cfg Config, st *store.Store) (*Reloader, error) {
 	return r, nil
 }
 
-// validName reports whether name can name a map.
-func validName(name string) bool {
+// ValidName reports whether name can name a map: [a-z0-9_.-]+, not
+// starting with a dot. Map names from files and from etcd follow it.
+func ValidName(name string) bool {
 	if name == "" || name[0] == '.' {
 		return false
 	}
@@ -268,7 +269,7 @@ var ignoredSuffixes = []string{
 // IsMapFileName reports whether a file of this name in the tables directory
 // is a map (if it is a regular file): see the package documentation.
 func IsMapFileName(name string) bool {
-	if !validName(name) {
+	if !ValidName(name) {
 		return false // also dotfiles, "#...#", "...~"
 	}
 	for _, s := range ignoredSuffixes {
