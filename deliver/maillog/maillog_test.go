@@ -60,14 +60,7 @@ func TestFile(t *testing.T) {
 
 func TestSyslog(t *testing.T) {
 	t.Setenv(EnvFile, "")
-	sock := filepath.Join(t.TempDir(), "log")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer func(old string) { devLog = old }(devLog)
-	devLog = sock
+	conn := fakeSyslog(t)
 	l, err := Open()
 	if err != nil {
 		t.Fatal(err)
@@ -111,14 +104,7 @@ func TestNowhere(t *testing.T) {
 // lose the line when syslog is there.
 func TestFileFallsBackToSyslog(t *testing.T) {
 	t.Setenv(EnvFile, "")
-	sock := filepath.Join(t.TempDir(), "log")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer func(old string) { devLog = old }(devLog)
-	devLog = sock
+	conn := fakeSyslog(t)
 	l, err := OpenPath(filepath.Join(t.TempDir(), "missing-dir", "log"))
 	if err == nil || l.dest != syslog {
 		t.Fatalf("OpenPath(missing dir) = %+v, %v; want syslog and the open error", l, err)
@@ -130,4 +116,20 @@ func TestFileFallsBackToSyslog(t *testing.T) {
 	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "user=u@d ") {
 		t.Errorf("syslog got %q, %v", buf[:n], err)
 	}
+}
+
+// fakeSyslog listens on a datagram socket of its own and points devLog at
+// it for the rest of the test.
+func fakeSyslog(t *testing.T) *net.UnixConn {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	old := devLog
+	t.Cleanup(func() { devLog = old })
+	devLog = sock
+	return conn
 }
