@@ -280,10 +280,26 @@ func alive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	// The state follows the parenthesised command name.
-	s := string(b)
+	_, state, _, ok := parseStat(string(b))
+	return !ok || (state != "Z" && state != "X")
+}
+
+// parseStat returns the command name, the state letter and the parent pid
+// from the text of /proc/PID/stat, "PID (COMM) STATE PPID ...": COMM may
+// hold blanks and parentheses, so it ends at the last ")". ok is false for
+// text of another shape.
+func parseStat(s string) (comm, state string, ppid int, ok bool) {
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+	j := strings.IndexByte(s, '(')
+	if i < 0 || j < 0 || j > i || i+2 >= len(s) {
+		return "", "", 0, false
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 2 {
+		return "", "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return s[j+1 : i], f[0], ppid, true
 }
 
 // Log returns the maillog so far.
