@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/mapdrop/mapdrop/deliver/mutf7"
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
 )
@@ -49,14 +50,14 @@ const (
 )
 
 // requireDovecot stops the test unless dovecot-lda with Pigeonhole and
-// doveadm are installed: it fails when CI=true or
-// MAPDROP_REQUIRE_POSTFIX=1 (scripts/test installs them), skips otherwise.
+// doveadm are installed: it fails when postfixtest.Required (CI=true or
+// MAPDROP_REQUIRE_POSTFIX=1; scripts/test installs them), skips otherwise.
 func requireDovecot(t *testing.T) {
 	t.Helper()
 	roottest.Require(t)
 	for _, p := range []string{ldaPath, doveadmPath, sievePlugin} {
 		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_POSTFIX") == "1" {
+			if postfixtest.Required() {
 				t.Fatalf("dovecot-core and dovecot-sieve are needed: %v", err)
 			}
 			t.Skipf("dovecot-core and dovecot-sieve are needed: %v", err)
