@@ -33,6 +33,21 @@ func TestMainCFOverridesInPlace(t *testing.T) {
 	if strings.Index(got, "mydestination") > strings.Index(got, "virtual_transport") {
 		t.Errorf("override moved to the end:\n%s", got)
 	}
+
+	// A later extra line replaces an earlier one, continuation lines
+	// included, where the earlier one stood.
+	got = inst.mainCF([]string{
+		"virtual_alias_maps = hash:/a,",
+		"  hash:/b",
+		"virtual_transport = mapdrop",
+		"virtual_alias_maps = hash:/c",
+	})
+	if n := strings.Count(got, "virtual_alias_maps"); n != 1 || strings.Contains(got, "hash:/b") {
+		t.Errorf("virtual_alias_maps set %d times, or its old continuation kept:\n%s", n, got)
+	}
+	if !strings.Contains(got, "\nvirtual_alias_maps = hash:/c\nvirtual_transport = mapdrop\n") {
+		t.Errorf("the later virtual_alias_maps is not where the earlier one was:\n%s", got)
+	}
 }
 
 func TestMasterGuard(t *testing.T) {
