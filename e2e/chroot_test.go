@@ -54,14 +54,7 @@ func TestStockChroot(t *testing.T) {
 		t.Helper()
 		mainCF := append(append([]string{}, lines...), "virtual_transport = discard:", "recipient_delimiter = +")
 		inst := postfixtest.Start(t, postfixtest.Config{MainCF: mainCF})
-		for _, s := range inst.Services(t) {
-			switch s.Command {
-			case "smtpd", "cleanup", "trivial-rewrite":
-				if !s.Chroot() {
-					t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
-				}
-			}
-		}
+		servicesChrooted(t, inst)
 		return inst
 	}
 	chrooted := func(t *testing.T, inst *postfixtest.Instance, programs ...string) {
@@ -148,4 +141,24 @@ func TestStockChroot(t *testing.T) {
 		}
 		works(t, lines)
 	})
+}
+
+// servicesChrooted checks with Postfix's own "postconf -M" that inst has
+// smtpd, cleanup and trivial-rewrite services (three at least) and that
+// every one of them runs chrooted.
+func servicesChrooted(t *testing.T, inst *postfixtest.Instance) {
+	t.Helper()
+	n := 0
+	for _, s := range inst.Services(t) {
+		switch s.Command {
+		case "smtpd", "cleanup", "trivial-rewrite":
+			n++
+			if !s.Chroot() {
+				t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("postconf -M lists %d smtpd/cleanup/trivial-rewrite services, want at least 3", n)
+	}
 }
