@@ -161,16 +161,13 @@ func (a *Agent) deliver(ctx context.Context, user, ext string, msg io.Reader, e 
 		defer folder.Close()
 	}
 	e.Folder = folder.Name()
-	// The tmp/ this delivery writes into: remove what killed deliveries
-	// left there (bounded, see maildir.CleanTmp).
-	tmp := folder
+	// Each path first cleans the tmp/ it writes into: what killed
+	// deliveries left there (bounded, see maildir.CleanTmp).
 	if a.Filter != nil {
-		tmp = box
-	}
-	e.TmpRemoved = tmp.CleanTmp(time.Now(), tmpCleanEntries, tmpCleanBudget)
-	if a.Filter != nil {
+		e.TmpRemoved = box.CleanTmp(time.Now(), tmpCleanEntries, tmpCleanBudget)
 		return a.filtered(ctx, user, acct, box, folder, msg, e)
 	}
+	e.TmpRemoved = folder.CleanTmp(time.Now(), tmpCleanEntries, tmpCleanBudget)
 	if sievepath.HasMailfilter(acct.Home) {
 		e.Note = joinNotes(e.Note, "HOME/"+sievepath.Mailfilter+" is a maildrop filter, which mapdrop does not run; write it as Sieve in HOME/"+sievepath.UserScript)
 	}

@@ -47,37 +47,14 @@ func TestStockChroot(t *testing.T) {
 		LogFile: sock + ".log",
 	})
 
-	// start runs a Postfix with the given main.cf lines; mail for the
+	// start runs a Postfix with the given main.cf lines (a later block's
+	// line replaces an earlier one: see postfixtest); mail for the
 	// virtual domain is discarded once routed, so the queue drains.
 	start := func(t *testing.T, lines []string) *postfixtest.Instance {
 		t.Helper()
-		params := map[string]string{}
-		var mainCF []string
-		for _, l := range lines {
-			k, _, _ := strings.Cut(l, "=")
-			k = strings.TrimSpace(k)
-			if _, dup := params[k]; dup {
-				// A later block overrides: replace the earlier line.
-				for i, m := range mainCF {
-					if k2, _, _ := strings.Cut(m, "="); strings.TrimSpace(k2) == k {
-						mainCF[i] = l
-					}
-				}
-				continue
-			}
-			params[k] = l
-			mainCF = append(mainCF, l)
-		}
-		mainCF = append(mainCF, "virtual_transport = discard:", "recipient_delimiter = +")
+		mainCF := append(append([]string{}, lines...), "virtual_transport = discard:", "recipient_delimiter = +")
 		inst := postfixtest.Start(t, postfixtest.Config{MainCF: mainCF})
-		for _, s := range inst.Services(t) {
-			switch s.Command {
-			case "smtpd", "cleanup", "trivial-rewrite":
-				if !s.Chroot() {
-					t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
-				}
-			}
-		}
+		servicesChrooted(t, inst)
 		return inst
 	}
 	chrooted := func(t *testing.T, inst *postfixtest.Instance, programs ...string) {
@@ -164,4 +141,24 @@ func TestStockChroot(t *testing.T) {
 		}
 		works(t, lines)
 	})
+}
+
+// servicesChrooted checks with Postfix's own "postconf -M" that inst has
+// smtpd, cleanup and trivial-rewrite services (three at least) and that
+// every one of them runs chrooted.
+func servicesChrooted(t *testing.T, inst *postfixtest.Instance) {
+	t.Helper()
+	n := 0
+	for _, s := range inst.Services(t) {
+		switch s.Command {
+		case "smtpd", "cleanup", "trivial-rewrite":
+			n++
+			if !s.Chroot() {
+				t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("postconf -M lists %d smtpd/cleanup/trivial-rewrite services, want at least 3", n)
+	}
 }

@@ -51,19 +51,7 @@ func TestPostfix(t *testing.T) {
 		if e.pf.Chrooted(t, "proxymap") {
 			t.Errorf("proxymap runs chrooted")
 		}
-		n := 0
-		for _, s := range e.pf.Services(t) {
-			switch s.Command {
-			case "smtpd", "cleanup", "trivial-rewrite":
-				n++
-				if !s.Chroot() {
-					t.Errorf("postconf -M: %s/%s runs %s without chroot", s.Name, s.Type, s.Command)
-				}
-			}
-		}
-		if n < 3 {
-			t.Errorf("postconf -M lists %d smtpd/cleanup/trivial-rewrite services, want at least 3", n)
-		}
+		servicesChrooted(t, e.pf)
 	})
 
 	t.Run("virtual/alias to another mailbox", func(t *testing.T) {

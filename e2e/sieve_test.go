@@ -166,19 +166,15 @@ func repliesIn(t *testing.T, e *env, md, s string) []string {
 	return out
 }
 
-// headerOf returns the value of field in the one message in md with marker.
+// headerOf returns the value of the header field in the one message in md
+// with marker (see header).
 func headerOf(t *testing.T, md, marker, field string) string {
 	t.Helper()
 	ms := messagesWith(t, md, marker)
 	if len(ms) != 1 {
 		t.Fatalf("%d messages with %s in %s", len(ms), marker, md)
 	}
-	for _, line := range strings.Split(ms[0], "\n") {
-		if v, ok := strings.CutPrefix(line, field+": "); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
+	return header([]byte(ms[0]), field)
 }
 
 func TestSieve(t *testing.T) {

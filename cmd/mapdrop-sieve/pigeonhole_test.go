@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/mapdrop/mapdrop/deliver/mutf7"
+	"github.com/mapdrop/mapdrop/internal/postfixtest"
 	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
 )
@@ -49,14 +50,14 @@ const (
 )
 
 // requireDovecot stops the test unless dovecot-lda with Pigeonhole and
-// doveadm are installed: it fails when CI=true or
-// MAPDROP_REQUIRE_POSTFIX=1 (scripts/test installs them), skips otherwise.
+// doveadm are installed: it fails when postfixtest.Required (CI=true or
+// MAPDROP_REQUIRE_POSTFIX=1; scripts/test installs them), skips otherwise.
 func requireDovecot(t *testing.T) {
 	t.Helper()
 	roottest.Require(t)
 	for _, p := range []string{ldaPath, doveadmPath, sievePlugin} {
 		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_POSTFIX") == "1" {
+			if postfixtest.Required() {
 				t.Fatalf("dovecot-core and dovecot-sieve are needed: %v", err)
 			}
 			t.Skipf("dovecot-core and dovecot-sieve are needed: %v", err)
@@ -203,41 +204,37 @@ func (w *phWorld) prepare(t *testing.T, side string, i int, c phCase) string {
 // returns the exit status and stderr.
 func runAs(t *testing.T, stdin string, env []string, argv ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = env
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), stderr.String()
-	}
-	if err != nil {
-		t.Fatalf("%v: %v", argv, err)
-	}
-	return 0, stderr.String()
+	return runNobody(t, stdin, env, false, argv...)
 }
 
 // runAsOut is runAs returning stdout and stderr together.
 func runAsOut(t *testing.T, stdin string, env []string, argv ...string) (int, string) {
+	t.Helper()
+	return runNobody(t, stdin, env, true, argv...)
+}
+
+// runNobody is runAs, with stdout in the returned text too when withStdout.
+func runNobody(t *testing.T, stdin string, env []string, withStdout bool, argv ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if withStdout {
+		cmd.Stdout = &out
+	}
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return ee.ExitCode(), string(out)
+		return ee.ExitCode(), out.String()
 	}
 	if err != nil {
 		t.Fatalf("%v: %v", argv, err)
 	}
-	return 0, string(out)
+	return 0, out.String()
 }
 
 // dryOutcome turns mapdrop -n's report into the words of outcome: folder

@@ -59,7 +59,7 @@ func Strip(r io.Reader) (msg io.Reader, sender string, found bool) {
 	if !ok {
 		return br, "", false // longer than MaxLine, or no line end
 	}
-	if isObsFromField(line) {
+	if !IsFromLine(string(line)) {
 		return br, "", false
 	}
 	br.Discard(len(line))
@@ -83,11 +83,15 @@ func firstLine(br *bufio.Reader) ([]byte, bool) {
 	}
 }
 
-// isObsFromField reports whether line is the header field "From" with
-// blanks before its colon.
-func isObsFromField(line []byte) bool {
-	rest := bytes.TrimLeft(line[len("From"):], " \t")
-	return len(rest) > 0 && rest[0] == ':'
+// IsFromLine reports whether line, a message's first line, is an mbox
+// "From " line: it starts with "From " and is not the obsolete-syntax
+// header field "From" with blanks before its colon.
+func IsFromLine(line string) bool {
+	if !strings.HasPrefix(line, "From ") {
+		return false
+	}
+	rest := strings.TrimLeft(line[len("From"):], " \t")
+	return len(rest) == 0 || rest[0] != ':'
 }
 
 // Sender returns the envelope sender of a "From " line (with or without

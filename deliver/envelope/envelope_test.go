@@ -41,11 +41,7 @@ func TestStrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(out) != c.out || sender != c.sender || found != c.found {
-			name := c.in
-			if len(name) > 60 {
-				name = name[:60] + "..."
-			}
-			t.Errorf("Strip(%q) = %q, %q, %v; want %q, %q, %v", name, shorten(string(out)), sender, found, shorten(c.out), c.sender, c.found)
+			t.Errorf("Strip(%q) = %q, %q, %v; want %q, %q, %v", shorten(c.in), shorten(string(out)), sender, found, shorten(c.out), c.sender, c.found)
 		}
 	}
 }

@@ -2,8 +2,8 @@
 // leniently, for filters and auto-replies: field names are matched without
 // regard to ASCII case, values keep their folding, and nothing is decoded.
 //
-// A first line starting with "From " (an mbox separator, as local(8)
-// sends) is skipped. The header ends at the first empty line, at the end
+// A first line that is an mbox "From " line (as local(8) sends; see
+// envelope.IsFromLine) is skipped. The header ends at the first empty line, at the end
 // of the message, or after MaxBytes; a line that is neither a field nor a
 // continuation line is ignored.
 package msghdr
@@ -12,6 +12,8 @@ import (
 	"bufio"
 	"io"
 	"strings"
+
+	"github.com/mapdrop/mapdrop/deliver/envelope"
 )
 
 // MaxBytes bounds the header section read.
@@ -43,7 +45,7 @@ func Read(r io.ReaderAt, size int64) (*Header, error) {
 	for {
 		line, err := br.ReadString('\n')
 		off += int64(len(line))
-		if first && strings.HasPrefix(line, "From ") {
+		if first && envelope.IsFromLine(line) {
 			first = false
 			if err != nil {
 				break

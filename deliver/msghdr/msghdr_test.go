@@ -36,3 +36,21 @@ func TestRead(t *testing.T) {
 		t.Error("ReturnPath on an empty header")
 	}
 }
+
+// A first line "From :" or "From \t:" is the obsolete-syntax From field
+// (RFC 5322 section 4.5.2), which envelope.Strip keeps in the message: it
+// is read as the field, not skipped as an mbox "From " line.
+func TestObsFromFieldFirst(t *testing.T) {
+	for _, m := range []string{"From : alice@example.org\nSubject: s\n\nbody\n", "From \t: alice@example.org\nSubject: s\n\nbody\n"} {
+		h, err := Read(strings.NewReader(m), int64(len(m)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Get("from"); got != "alice@example.org" {
+			t.Errorf("%q: From = %q, want alice@example.org", m, got)
+		}
+		if got := h.Get("subject"); got != "s" {
+			t.Errorf("%q: Subject = %q, want s", m, got)
+		}
+	}
+}

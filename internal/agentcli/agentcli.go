@@ -117,10 +117,10 @@ func parse(args []string) (options, error) {
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+		name, value, hasValue, isOpt := splitOption(a)
+		if !isOpt {
 			return o, usageErr("unexpected argument %q before -d USER", a)
 		}
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
 		switch {
 		case valueOption[name]:
 			if !hasValue {
@@ -232,6 +232,17 @@ func parse(args []string) (options, error) {
 	return o, nil
 }
 
+// splitOption splits a command-line word "-name", "--name", "-name=value"
+// or "--name=value"; isOpt is false for a word that is no option: one not
+// starting with "-", "-" or "--".
+func splitOption(a string) (name, value string, hasValue, isOpt bool) {
+	if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+		return "", "", false, false
+	}
+	name, value, hasValue = strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+	return name, value, hasValue, true
+}
+
 // valueOption holds the options that take a value.
 var valueOption = map[string]bool{"s": true, "d": true, "recipient-delimiter": true, "delimiter": true, "a": true, "f": true,
 	"sieve-before": true, "sieve-after": true, "sendmail": true, "sieve-bin": true, "log": true}
@@ -241,9 +252,8 @@ var valueOption = map[string]bool{"s": true, "d": true, "recipient-delimiter": t
 func logOption(args []string) string {
 	v := ""
 	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" || name == "d" {
+		name, value, hasValue, isOpt := splitOption(args[i])
+		if !isOpt || name == "d" {
 			return v
 		}
 		if !valueOption[name] || hasValue {

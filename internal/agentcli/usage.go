@@ -15,9 +15,11 @@ import (
 // line "name:" whose items are indented by two spaces, an item's text
 // following a tab on its line or on lines indented by four spaces and a
 // tab, as package flag prints its flags.
+//
+// Its usage line is usageLine, the one usage errors quote.
 const Help = `mapdrop - maildrop-compatible delivery agent for Postfix, with its users in mapdropd
 
-usage: mapdrop [-s ADDR] [-recipient-delimiter CHARS] [-quota-bounce] [-n] [-a ADDR] [-f ADDR] [-sieve-before PATH] [-sieve-after PATH] [-sendmail PATH] [-sieve-bin PATH] [-log FILE] -d USER [EXTENSION [RECIPIENT [ARG...]]]
+` + usageLine + `
        mapdrop -h | -version
 
 mapdrop reads one message on standard input and writes it into the Maildir of USER, as the uid and gid that the userdb map of mapdropd names, with write, fsync, rename into new/ and fsync of new/. Each option may also be written --name and -name=value.

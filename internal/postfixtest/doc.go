@@ -26,8 +26,8 @@
 //	disable_dns_lookups = yes, smtp_dns_support_level = disabled
 //	alias_maps =, alias_database =
 //
-// Extra lines in Config.MainCF replace a default of the same name in place
-// and are appended otherwise.
+// Extra lines in Config.MainCF replace a default or an earlier extra line
+// of the same name in place and are appended otherwise.
 //
 // master.cf is Debian's /usr/share/postfix/master.cf.dist (StockMasterCF) as
 // shipped, chroot column included: smtpd, pickup, cleanup, trivial-rewrite,

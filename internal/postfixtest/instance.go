@@ -151,9 +151,10 @@ func (inst *Instance) portTaken() bool {
 var paramLine = regexp.MustCompile(`^([A-Za-z0-9_]+)\s*=`)
 
 // mainCF returns the generated main.cf. An extra line that sets a parameter
-// the defaults set replaces the default in place (Postfix warns about a
-// parameter set twice); other extra lines, comments and continuation lines
-// are appended in order.
+// the defaults or an earlier extra line set replaces that setting, with
+// its continuation lines, in place (Postfix warns about a parameter set
+// twice); other extra lines, comments and continuation lines are appended
+// in order.
 func (inst *Instance) mainCF(extra []string) string {
 	defaults := [][2]string{
 		{"compatibility_level", "3.6"},
@@ -182,17 +183,18 @@ func (inst *Instance) mainCF(extra []string) string {
 		lines[i] = kv[0] + " = " + kv[1]
 		index[kv[0]] = i
 	}
-	replaced := -1 // the line a continuation line belongs to, when replaced in place
+	param := -1 // the entry of lines a continuation line belongs to
 	for _, l := range extra {
 		if m := paramLine.FindStringSubmatch(l); m != nil {
-			replaced = -1
 			if i, ok := index[m[1]]; ok {
 				lines[i] = l
-				replaced = i
+				param = i
 				continue
 			}
-		} else if replaced >= 0 && l != "" && (l[0] == ' ' || l[0] == '\t') {
-			lines[replaced] += "\n" + l
+			index[m[1]] = len(lines)
+			param = len(lines)
+		} else if param >= 0 && l != "" && (l[0] == ' ' || l[0] == '\t') {
+			lines[param] += "\n" + l
 			continue
 		}
 		lines = append(lines, l)
@@ -280,10 +282,26 @@ func alive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	// The state follows the parenthesised command name.
-	s := string(b)
+	_, state, _, ok := parseStat(string(b))
+	return !ok || (state != "Z" && state != "X")
+}
+
+// parseStat returns the command name, the state letter and the parent pid
+// from the text of /proc/PID/stat, "PID (COMM) STATE PPID ...": COMM may
+// hold blanks and parentheses, so it ends at the last ")". ok is false for
+// text of another shape.
+func parseStat(s string) (comm, state string, ppid int, ok bool) {
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+	j := strings.IndexByte(s, '(')
+	if i < 0 || j < 0 || j > i || i+2 >= len(s) {
+		return "", "", 0, false
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 2 {
+		return "", "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return s[j+1 : i], f[0], ppid, true
 }
 
 // Log returns the maillog so far.

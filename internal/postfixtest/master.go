@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -228,17 +227,8 @@ func (inst *Instance) processRoots(program string) []string {
 		if err != nil {
 			continue
 		}
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		j := strings.IndexByte(s, '(')
-		if i < 0 || j < 0 || i+2 >= len(s) {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		if len(f) < 2 || f[0] == "Z" || s[j+1:i] != program {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid != master {
+		comm, state, ppid, ok := parseStat(string(stat))
+		if !ok || state == "Z" || comm != program || ppid != master {
 			continue
 		}
 		root, err := os.Readlink(filepath.Join(p, "root"))

@@ -1,6 +1,7 @@
 package postfixtest
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,21 @@ func TestMainCFOverridesInPlace(t *testing.T) {
 	// The override stays where the default was: before the appended lines.
 	if strings.Index(got, "mydestination") > strings.Index(got, "virtual_transport") {
 		t.Errorf("override moved to the end:\n%s", got)
+	}
+
+	// A later extra line replaces an earlier one, continuation lines
+	// included, where the earlier one stood.
+	got = inst.mainCF([]string{
+		"virtual_alias_maps = hash:/a,",
+		"  hash:/b",
+		"virtual_transport = mapdrop",
+		"virtual_alias_maps = hash:/c",
+	})
+	if n := strings.Count(got, "virtual_alias_maps"); n != 1 || strings.Contains(got, "hash:/b") {
+		t.Errorf("virtual_alias_maps set %d times, or its old continuation kept:\n%s", n, got)
+	}
+	if !strings.Contains(got, "\nvirtual_alias_maps = hash:/c\nvirtual_transport = mapdrop\n") {
+		t.Errorf("the later virtual_alias_maps is not where the earlier one was:\n%s", got)
 	}
 }
 
@@ -98,5 +114,38 @@ func TestMasterCFStock(t *testing.T) {
 				t.Errorf("%s is not chrooted in the stock master.cf", s.Command)
 			}
 		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	for _, c := range []struct {
+		stat, comm, state string
+		ppid              int
+		ok                bool
+	}{
+		{"123 (smtpd) S 77 123 123 0 -1", "smtpd", "S", 77, true},
+		{"9 (a) (b) c) Z 1 9", "a) (b) c", "Z", 1, true},
+		{"9 (trivial-rewrite) R 42\n", "trivial-rewrite", "R", 42, true},
+		{"9 smtpd S 1", "", "", 0, false},
+		{"9 (smtpd)", "", "", 0, false},
+		{"9 (smtpd) S", "", "", 0, false},
+		{"9 ) ( S 1", "", "", 0, false},
+	} {
+		comm, state, ppid, ok := parseStat(c.stat)
+		if comm != c.comm || state != c.state || ppid != c.ppid || ok != c.ok {
+			t.Errorf("parseStat(%q) = %q, %q, %d, %v; want %q, %q, %d, %v", c.stat, comm, state, ppid, ok, c.comm, c.state, c.ppid, c.ok)
+		}
+	}
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSuffix(string(c), "\n")
+	if comm, _, ppid, ok := parseStat(string(b)); !ok || comm != want || ppid != os.Getppid() {
+		t.Errorf("parseStat(/proc/self/stat) = comm %q, ppid %d, %v; want %q, %d, true", comm, ppid, ok, want, os.Getppid())
 	}
 }
