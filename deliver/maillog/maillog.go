@@ -36,7 +36,10 @@
 // sender is known without reading the header: from -f, or from the mbox
 // "From " line local(8) puts before the message. tmp-removed=N counts the
 // files older than 36 hours that killed deliveries had left in tmp/ and
-// this delivery removed; it appears only when N > 0.
+// this delivery removed; it appears only when N > 0. When the log file
+// could not be opened and the line went to syslog instead, the line ends
+// with log-file-error="open PATH: REASON", so that the admin learns why
+// the file stays empty.
 //
 // With a Sieve script, folder lists every stored copy (".Lists,INBOX") and
 // sieve="..." says what the script did (redirects, vacation, reject,
@@ -66,8 +69,9 @@ var devLog = "/dev/log"
 
 // Logger writes delivery lines. The zero value discards them.
 type Logger struct {
-	dest dest
-	fd   int // the open file or socket, when dest is not none
+	dest    dest
+	fd      int    // the open file or socket, when dest is not none
+	fileErr string // why the log file was not used, when it was asked for
 }
 
 // dest is where a Logger's lines go.
@@ -111,6 +115,7 @@ func OpenPath(path string) (*Logger, error) {
 	}
 	l, err := openSyslog()
 	if fileErr != nil {
+		l.fileErr = fileErr.Error()
 		return l, fileErr
 	}
 	return l, err
@@ -213,6 +218,9 @@ func (l *Logger) Log(e Entry) {
 		return
 	}
 	line := e.Line()
+	if l.fileErr != "" {
+		line += " log-file-error=" + strconv.Quote(l.fileErr)
+	}
 	tag := "mapdrop[" + strconv.Itoa(os.Getpid()) + "]: "
 	switch l.dest {
 	case file:

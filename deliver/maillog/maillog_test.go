@@ -105,7 +105,8 @@ func TestNowhere(t *testing.T) {
 func TestFileFallsBackToSyslog(t *testing.T) {
 	t.Setenv(EnvFile, "")
 	conn := fakeSyslog(t)
-	l, err := OpenPath(filepath.Join(t.TempDir(), "missing-dir", "log"))
+	path := filepath.Join(t.TempDir(), "missing-dir", "log")
+	l, err := OpenPath(path)
 	if err == nil || l.dest != syslog {
 		t.Fatalf("OpenPath(missing dir) = %+v, %v; want syslog and the open error", l, err)
 	}
@@ -113,8 +114,13 @@ func TestFileFallsBackToSyslog(t *testing.T) {
 	l.Close()
 	buf := make([]byte, 4096)
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "user=u@d ") {
+	n, err := conn.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "user=u@d ") {
 		t.Errorf("syslog got %q, %v", buf[:n], err)
+	}
+	// The admin learns why the file stays empty.
+	if !strings.HasSuffix(string(buf[:n]), ` log-file-error="open `+path+`: no such file or directory"`) {
+		t.Errorf("syslog line does not say why the file was not used: %q", buf[:n])
 	}
 }
 
