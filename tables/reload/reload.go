@@ -25,7 +25,11 @@
 // table serving, with a warning; a map is never removed while mapdropd runs.
 // Every successful load logs one INFO line with map, file, entries and
 // duration, replaces the table in one store transaction, and then calls
-// Config.OnLoad. A load can also be held back (see "Held back loads"). A
+// Config.OnLoad. A map that the store holds from etcd (an incremental map)
+// is never replaced by a file of the same name that appears while mapdropd
+// runs: store.ReplaceTable refuses it, the load fails with that reason at
+// level ERROR ("map not loaded"), and the etcd map keeps answering. A load
+// can also be held back (see "Held back loads"). A
 // file whose text is byte for byte the text of the map's last load (a
 // SIGHUP with nothing changed, a file rewritten with the same content) is
 // not loaded again: nothing is swapped, written or called.
