@@ -522,7 +522,7 @@ const FreeMemoryDrop = 100_000
 func (r *Reloader) guardLocked(name, path, text string, entries int) error {
 	old, haveOld := r.entries[name], r.loaded[name]
 	if !haveOld {
-		old, haveOld = r.copyEntries(name, text, entries)
+		old, haveOld = copyEntries(r.stateDir, name, text, entries)
 	}
 	reason := guard(text, entries, old, haveOld)
 	if reason == "" {
@@ -552,15 +552,16 @@ func (r *Reloader) guardLocked(name, path, text string, entries int) error {
 	return hb
 }
 
-// copyEntries returns the entries of map name's last good copy, for the
-// guard of a map that has no table yet; ok is false when there is no copy
-// that parses. When the copy's text is the file's (the usual start), its
-// entries are the file's and it is not parsed again.
-func (r *Reloader) copyEntries(name, text string, entries int) (n int, ok bool) {
-	if r.stateDir == "" {
+// copyEntries returns the entries of map name's last good copy in
+// stateDir, for the guard of a map that has no table yet (and for
+// CheckWith); ok is false when there is no copy that parses. When the
+// copy's text is the file's, text (the usual start), its entries are the
+// file's, entries, and it is not parsed again.
+func copyEntries(stateDir, name, text string, entries int) (n int, ok bool) {
+	if stateDir == "" {
 		return 0, false
 	}
-	path := filepath.Join(r.stateDir, CopyName(name))
+	path := filepath.Join(stateDir, CopyName(name))
 	ctext, _, err := readMap(path)
 	if err != nil {
 		return 0, false
@@ -811,15 +812,7 @@ func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, war
 		if confirmed(path, text) {
 			return
 		}
-		old, haveOld := 0, false
-		if opts.StateDir != "" {
-			copyPath := filepath.Join(opts.StateDir, CopyName(name))
-			if ctext, _, err := readMap(copyPath); err == nil {
-				if ct, _, err := parseText(name, copyPath, ctext, false); err == nil {
-					old, haveOld = len(ct.Map), true
-				}
-			}
-		}
+		old, haveOld := copyEntries(opts.StateDir, name, text, len(t.Map))
 		line, reason := 0, guard(text, len(t.Map), old, haveOld)
 		switch {
 		case strings.HasPrefix(reason, "its last line"):
