@@ -409,7 +409,8 @@ func (r *Reloader) LoadAll() error {
 	return failure.Wrap(failure.Permanent, errors.Join(errs...), "")
 }
 
-func sortedKeys(m map[string]string) []string {
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -937,7 +938,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		case err := <-in.errs:
 			return failure.Wrap(failure.Temporary, err, "watching map files")
 		case now := <-timer.C:
-			for _, name := range sortedPending(waiting) {
+			for _, name := range sortedKeys(waiting) {
 				if p := waiting[name]; !p.writing && !r.due(p).After(now) {
 					delete(waiting, name)
 					r.reload(name, p.path)
@@ -973,7 +974,7 @@ func (r *Reloader) arm(in *inotify) (rearmed bool) {
 		holds[d] = true
 	}
 	set := watchSet(dirs)
-	for _, path := range sortedMasks(set) {
+	for _, path := range sortedKeys(set) {
 		if _, ok := in.byPath[path]; ok {
 			continue
 		}
@@ -994,15 +995,6 @@ func (r *Reloader) arm(in *inotify) (rearmed bool) {
 	}
 	r.armed = true
 	return rearmed
-}
-
-func sortedMasks(m map[string]uint32) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // dirEvent handles the events about watched directories themselves: one
@@ -1095,15 +1087,6 @@ func (r *Reloader) setWriting(m map[string]bool) {
 			delete(r.writing, name)
 		}
 	}
-}
-
-func sortedPending(m map[string]*pending) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // due is when a pending map gets loaded, once no writer is at work on it.
