@@ -316,6 +316,23 @@ func dirMaps(dir string) (maps map[string]string, problems []error, err error) {
 	return maps, problems, nil
 }
 
+// Names returns the names of the maps that cfg gives now: the map files of
+// cfg.Dir, as LoadAll lists them, and the names of cfg.Maps. A tables
+// directory that cannot be read gives no names.
+func Names(cfg Config) map[string]bool {
+	names := map[string]bool{}
+	if cfg.Dir != "" {
+		files, _, _ := dirMaps(cfg.Dir)
+		for name := range files {
+			names[name] = true
+		}
+	}
+	for name := range cfg.Maps {
+		names[name] = true
+	}
+	return names
+}
+
 // notAMap says why os.Stat of path failed, for a map file whose directory
 // entry exists.
 func notAMap(path string, err error) string {
