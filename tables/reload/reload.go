@@ -799,6 +799,11 @@ type CheckOptions struct {
 	// server compares it with its table, so a map that drops more than
 	// half of the copy's entries is an error too.
 	StateDir string
+	// OnMap, if set, is called for every map file that parses, with the
+	// map's name, the file's path and its entries in file order, each key
+	// once (folded; the first of equal keys): the very text that was
+	// checked, read once.
+	OnMap func(name, path string, entries []mapfile.Entry)
 }
 
 // CheckWith is CheckCounts with options.
@@ -809,7 +814,7 @@ func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, war
 		var t *mapfile.Table
 		var ws []*mapfile.Error
 		if err == nil {
-			t, ws, err = parseText(name, path, text, false)
+			t, ws, err = parseText(name, path, text, opts.OnMap != nil)
 		}
 		for _, w := range ws {
 			warnings = append(warnings, w)
@@ -827,6 +832,9 @@ func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, war
 			return
 		}
 		entries += len(t.Map)
+		if opts.OnMap != nil {
+			opts.OnMap(name, path, t.Entries)
+		}
 		if confirmed(path, text) {
 			return
 		}
