@@ -227,6 +227,27 @@ func TestEtcd(t *testing.T) {
 		}
 	})
 
+	t.Run("-address-maps and -exact-maps apply to etcd maps", func(t *testing.T) {
+		m := t.TempDir()
+		writeMap(t, m, "users", "joe@example.com  joe.user@example.net\n")
+		if code, out, errOut := pushCmd(t, eps, m); code != 0 {
+			t.Fatalf("push: exit %d %s%s", code, out, errOut)
+		}
+		h := startEtcdHost(t, eps, "", "-address-maps", "users", "-exact-maps", "virtual_alias")
+		if v, err := h.lookup(t, "users", "joe+x@example.com"); v != "joe.user@example.net" || err != nil {
+			t.Errorf("users, an address map by -address-maps: joe+x@example.com answers %q, %v", v, err)
+		}
+		if v, err := h.lookup(t, "virtual_alias", "postmaster+x@some.domain"); failure.KindOf(err) != failure.NotFound {
+			t.Errorf("virtual_alias, exact by -exact-maps: postmaster+x@some.domain answers %q, %v; want not found", v, err)
+		}
+		// A usage error comes before any talk to etcd (none listens here).
+		code, _, errOut := mapdropd(t, "", "serve", "-etcd", "http://127.0.0.1:1", "-etcd-start-timeout", "1s", "-address-maps", "users", "-exact-maps", "users",
+			"-socketmap", "unix:"+filepath.Join(t.TempDir(), "s.sock"))
+		if code != failure.Usage.ExitCode() || !strings.Contains(errOut, "in both -address-maps and -exact-maps") {
+			t.Errorf("serve -etcd with a map in both -address-maps and -exact-maps: exit %d, %s; want 64", code, errOut)
+		}
+	})
+
 	t.Run("a broken push is refused", func(t *testing.T) {
 		before, err := cli.Get(ctx, "x")
 		if err != nil {

@@ -24,7 +24,7 @@ func exportCmd(args []string) int {
 		return usageError("mapdropd export -tables DIR [-map NAME=PATH]... [-export-maps LIST] OUTDIR")
 	}
 	log := newLogger("info")
-	cfg, err := tf.config()
+	cfg, err := tf.config(true)
 	if err != nil {
 		return fail(log, err)
 	}

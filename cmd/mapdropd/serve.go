@@ -48,9 +48,10 @@ func (tf *tableFlags) register(fs *flag.FlagSet) {
 }
 
 // config turns the flags into a reload.Config (without logger or hook).
-func (tf *tableFlags) config() (reload.Config, error) {
+// needFiles makes -tables or -map required (serve without -etcd, export).
+func (tf *tableFlags) config(needFiles bool) (reload.Config, error) {
 	cfg := reload.Config{Dir: tf.dir, Maps: map[string]string{}, Matches: map[string]store.Match{}}
-	if tf.dir == "" && len(tf.maps) == 0 {
+	if needFiles && tf.dir == "" && len(tf.maps) == 0 {
 		return cfg, failure.New(failure.Usage, "-tables DIR (or at least one -map NAME=PATH) is required")
 	}
 	for _, m := range tf.maps {
@@ -100,11 +101,12 @@ func serve(args []string) int {
 		return failure.Usage.ExitCode()
 	}
 	log := newLogger(*level)
-	cfg, err := tf.config()
-	withFiles := tf.dir != "" || len(tf.maps) > 0
-	if err != nil && (withFiles || !ef.enabled()) {
+	// With -etcd alone, the match flags still apply (to the etcd maps).
+	cfg, err := tf.config(!ef.enabled())
+	if err != nil {
 		return fail(log, err)
 	}
+	withFiles := tf.dir != "" || len(tf.maps) > 0
 	fileMode, err := strconv.ParseUint(*mode, 8, 32)
 	if err != nil || fileMode > 0o777 {
 		return fail(log, failure.New(failure.Usage, "-socket-mode %q: want an octal mode such as 0660", *mode))

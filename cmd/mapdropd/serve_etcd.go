@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,29 +33,11 @@ func (ef *etcdFlags) register(fs *flag.FlagSet) {
 // enabled reports whether -etcd was given.
 func (ef *etcdFlags) enabled() bool { return ef.endpoints != "" }
 
-// fileMapNames is every map name that the tables files give now: the map
-// files of -tables and the -map names.
-func fileMapNames(cfg reload.Config) map[string]bool {
-	names := map[string]bool{}
-	if cfg.Dir != "" {
-		des, _ := os.ReadDir(cfg.Dir)
-		for _, de := range des {
-			if reload.IsMapFileName(de.Name()) && !de.IsDir() {
-				names[de.Name()] = true
-			}
-		}
-	}
-	for n := range cfg.Maps {
-		names[n] = true
-	}
-	return names
-}
-
 // startEtcd loads the etcd maps into st (from the cluster or the cache)
 // and returns the source, which the caller runs. A map name that the files
 // give too is refused (Permanent: exit 78).
 func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.Metrics, log *slog.Logger) (*etcdsource.Source, error) {
-	files := fileMapNames(cfg)
+	files := reload.Names(cfg)
 	scfg := etcdsource.Config{
 		Endpoints:    splitList(ef.endpoints),
 		Prefix:       ef.prefix,

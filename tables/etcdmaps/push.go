@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -32,59 +30,24 @@ type Map struct {
 // "FILE: REASON"; when it is not empty, maps is nil. warnings are the
 // duplicate keys, which do not stop a push.
 func Read(paths ...string) (maps []Map, errs, warnings []error) {
-	_, _, errs, warnings = reload.CheckCounts(paths...)
-	if len(errs) > 0 {
-		return nil, errs, warnings
-	}
 	seen := map[string]string{}
-	add := func(name, path string) {
+	var nameErrs []error
+	// The entries pushed are those of the text that was checked.
+	opts := reload.CheckOptions{OnMap: func(name, path string, entries []mapfile.Entry) {
 		if !reload.IsMapFileName(name) {
-			errs = append(errs, failure.New(failure.Invalid, "%s: %q is not a map name ([a-z0-9_.-]+, not a backup or editor file)", path, name))
+			nameErrs = append(nameErrs, failure.New(failure.Invalid, "%s: %q is not a map name ([a-z0-9_.-]+, not a backup or editor file)", path, name))
 			return
 		}
 		if other, dup := seen[name]; dup {
-			errs = append(errs, failure.New(failure.Invalid, "%s: map %s is also given by %s", path, name, other))
+			nameErrs = append(nameErrs, failure.New(failure.Invalid, "%s: map %s is also given by %s", path, name, other))
 			return
 		}
 		seen[name] = path
-		f, err := os.Open(path)
-		if err != nil {
-			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
-			return
-		}
-		defer f.Close()
-		t, _, err := mapfile.ParseTable(f, path, true)
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		maps = append(maps, Map{Name: name, Path: path, Entries: t.Entries})
-	}
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
-			continue
-		}
-		if !fi.IsDir() {
-			add(filepath.Base(p), p)
-			continue
-		}
-		des, err := os.ReadDir(p)
-		if err != nil {
-			errs = append(errs, failure.Wrap(failure.NoInput, err, ""))
-			continue
-		}
-		for _, de := range des {
-			path := filepath.Join(p, de.Name())
-			if !reload.IsMapFileName(de.Name()) {
-				continue
-			}
-			if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			add(de.Name(), path)
-		}
+		maps = append(maps, Map{Name: name, Path: path, Entries: entries})
+	}}
+	_, _, errs, warnings = reload.CheckWith(opts, paths...)
+	if len(errs) == 0 {
+		errs = nameErrs
 	}
 	if len(errs) > 0 {
 		return nil, errs, warnings

@@ -181,3 +181,27 @@ func TestPush(t *testing.T) {
 		t.Errorf("after conflict: %v", got)
 	}
 }
+
+// TestRead: the entries of each map (folded, the first of equal keys, in
+// file order), sorted by name; a file whose name is no map name, and a map
+// given twice, are errors, and then no map is returned.
+func TestRead(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "virtual_alias", "Joe@Example.com  first\nb@example.com b\njoe@example.com second\n")
+	writeFile(t, dir, "canonical", "a@example.com a\n")
+	maps, errs, warnings := Read(dir)
+	if len(errs) > 0 || len(warnings) != 1 {
+		t.Fatalf("errs %v, warnings %v; want none and one duplicate key", errs, warnings)
+	}
+	if got := fmt.Sprint(maps); got != fmt.Sprintf("[{canonical %s/canonical [{a@example.com a 1}]} {virtual_alias %s/virtual_alias [{joe@example.com first 1} {b@example.com b 2}]}]", dir, dir) {
+		t.Errorf("maps: %s", got)
+	}
+	backup := writeFile(t, t.TempDir(), "virtual_alias.bak", "k v\n")
+	if maps, errs, _ := Read(dir, backup); maps != nil || len(errs) != 1 || !strings.Contains(errs[0].Error(), "is not a map name") {
+		t.Errorf("a backup file: maps %v, errs %v", maps, errs)
+	}
+	again := writeFile(t, t.TempDir(), "canonical", "k v\n")
+	if maps, errs, _ := Read(dir, again); maps != nil || len(errs) != 1 || !strings.Contains(errs[0].Error(), "map canonical is also given by "+filepath.Join(dir, "canonical")) {
+		t.Errorf("a map given twice: maps %v, errs %v", maps, errs)
+	}
+}

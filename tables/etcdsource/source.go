@@ -74,7 +74,9 @@ type Config struct {
 	Matches map[string]store.Match
 	// Reserved, if set, reports the names of maps that come from files:
 	// such a map in etcd fails Start (a Permanent failure) and is ignored
-	// (logged) when it appears later.
+	// (logged) when it appears later. (A map file that appears after Start
+	// with the name of an etcd map cannot replace it: store.ReplaceTable
+	// refuses to replace an incremental map.)
 	Reserved func(name string) bool
 	Logger   *slog.Logger
 	// OnState, if set, is called whenever the connection state or the

@@ -25,7 +25,11 @@
 // table serving, with a warning; a map is never removed while mapdropd runs.
 // Every successful load logs one INFO line with map, file, entries and
 // duration, replaces the table in one store transaction, and then calls
-// Config.OnLoad. A load can also be held back (see "Held back loads"). A
+// Config.OnLoad. A map that the store holds from etcd (an incremental map)
+// is never replaced by a file of the same name that appears while mapdropd
+// runs: store.ReplaceTable refuses it, the load fails with that reason at
+// level ERROR ("map not loaded"), and the etcd map keeps answering. A load
+// can also be held back (see "Held back loads"). A
 // file whose text is byte for byte the text of the map's last load (a
 // SIGHUP with nothing changed, a file rewritten with the same content) is
 // not loaded again: nothing is swapped, written or called.
@@ -312,6 +316,23 @@ func dirMaps(dir string) (maps map[string]string, problems []error, err error) {
 	return maps, problems, nil
 }
 
+// Names returns the names of the maps that cfg gives now: the map files of
+// cfg.Dir, as LoadAll lists them, and the names of cfg.Maps. A tables
+// directory that cannot be read gives no names.
+func Names(cfg Config) map[string]bool {
+	names := map[string]bool{}
+	if cfg.Dir != "" {
+		files, _, _ := dirMaps(cfg.Dir)
+		for name := range files {
+			names[name] = true
+		}
+	}
+	for name := range cfg.Maps {
+		names[name] = true
+	}
+	return names
+}
+
 // notAMap says why os.Stat of path failed, for a map file whose directory
 // entry exists.
 func notAMap(path string, err error) string {
@@ -405,7 +426,8 @@ func (r *Reloader) LoadAll() error {
 	return failure.Wrap(failure.Permanent, errors.Join(errs...), "")
 }
 
-func sortedKeys(m map[string]string) []string {
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -518,7 +540,7 @@ const FreeMemoryDrop = 100_000
 func (r *Reloader) guardLocked(name, path, text string, entries int) error {
 	old, haveOld := r.entries[name], r.loaded[name]
 	if !haveOld {
-		old, haveOld = r.copyEntries(name, text, entries)
+		old, haveOld = copyEntries(r.stateDir, name, text, entries)
 	}
 	reason := guard(text, entries, old, haveOld)
 	if reason == "" {
@@ -548,15 +570,16 @@ func (r *Reloader) guardLocked(name, path, text string, entries int) error {
 	return hb
 }
 
-// copyEntries returns the entries of map name's last good copy, for the
-// guard of a map that has no table yet; ok is false when there is no copy
-// that parses. When the copy's text is the file's (the usual start), its
-// entries are the file's and it is not parsed again.
-func (r *Reloader) copyEntries(name, text string, entries int) (n int, ok bool) {
-	if r.stateDir == "" {
+// copyEntries returns the entries of map name's last good copy in
+// stateDir, for the guard of a map that has no table yet (and for
+// CheckWith); ok is false when there is no copy that parses. When the
+// copy's text is the file's, text (the usual start), its entries are the
+// file's, entries, and it is not parsed again.
+func copyEntries(stateDir, name, text string, entries int) (n int, ok bool) {
+	if stateDir == "" {
 		return 0, false
 	}
-	path := filepath.Join(r.stateDir, CopyName(name))
+	path := filepath.Join(stateDir, CopyName(name))
 	ctext, _, err := readMap(path)
 	if err != nil {
 		return 0, false
@@ -776,6 +799,11 @@ type CheckOptions struct {
 	// server compares it with its table, so a map that drops more than
 	// half of the copy's entries is an error too.
 	StateDir string
+	// OnMap, if set, is called for every map file that parses, with the
+	// map's name, the file's path and its entries in file order, each key
+	// once (folded; the first of equal keys): the very text that was
+	// checked, read once.
+	OnMap func(name, path string, entries []mapfile.Entry)
 }
 
 // CheckWith is CheckCounts with options.
@@ -786,7 +814,7 @@ func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, war
 		var t *mapfile.Table
 		var ws []*mapfile.Error
 		if err == nil {
-			t, ws, err = parseText(name, path, text, false)
+			t, ws, err = parseText(name, path, text, opts.OnMap != nil)
 		}
 		for _, w := range ws {
 			warnings = append(warnings, w)
@@ -804,18 +832,13 @@ func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, war
 			return
 		}
 		entries += len(t.Map)
+		if opts.OnMap != nil {
+			opts.OnMap(name, path, t.Entries)
+		}
 		if confirmed(path, text) {
 			return
 		}
-		old, haveOld := 0, false
-		if opts.StateDir != "" {
-			copyPath := filepath.Join(opts.StateDir, CopyName(name))
-			if ctext, _, err := readMap(copyPath); err == nil {
-				if ct, _, err := parseText(name, copyPath, ctext, false); err == nil {
-					old, haveOld = len(ct.Map), true
-				}
-			}
-		}
+		old, haveOld := copyEntries(opts.StateDir, name, text, len(t.Map))
 		line, reason := 0, guard(text, len(t.Map), old, haveOld)
 		switch {
 		case strings.HasPrefix(reason, "its last line"):
@@ -940,7 +963,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		case err := <-in.errs:
 			return failure.Wrap(failure.Temporary, err, "watching map files")
 		case now := <-timer.C:
-			for _, name := range sortedPending(waiting) {
+			for _, name := range sortedKeys(waiting) {
 				if p := waiting[name]; !p.writing && !r.due(p).After(now) {
 					delete(waiting, name)
 					r.reload(name, p.path)
@@ -976,7 +999,7 @@ func (r *Reloader) arm(in *inotify) (rearmed bool) {
 		holds[d] = true
 	}
 	set := watchSet(dirs)
-	for _, path := range sortedMasks(set) {
+	for _, path := range sortedKeys(set) {
 		if _, ok := in.byPath[path]; ok {
 			continue
 		}
@@ -997,15 +1020,6 @@ func (r *Reloader) arm(in *inotify) (rearmed bool) {
 	}
 	r.armed = true
 	return rearmed
-}
-
-func sortedMasks(m map[string]uint32) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // dirEvent handles the events about watched directories themselves: one
@@ -1098,15 +1112,6 @@ func (r *Reloader) setWriting(m map[string]bool) {
 			delete(r.writing, name)
 		}
 	}
-}
-
-func sortedPending(m map[string]*pending) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // due is when a pending map gets loaded, once no writer is at work on it.

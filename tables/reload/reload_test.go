@@ -181,6 +181,31 @@ func TestIsMapFileName(t *testing.T) {
 	}
 }
 
+// Names lists the maps LoadAll would load: not the ignored names, a
+// subdirectory, a FIFO or a dangling link; and the -map names.
+func TestNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"virtual_alias", "userdb", "virtual_alias~", ".hidden"} {
+		writeFile(t, filepath.Join(dir, name), "k v\n")
+	}
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mkfifo(filepath.Join(dir, "fifo")); err != nil {
+		t.Fatal(err)
+	}
+	got := Names(Config{Dir: dir, Maps: map[string]string{"extra": "/elsewhere/extra"}})
+	if want := []string{"extra", "userdb", "virtual_alias"}; !slices.Equal(sortedKeys(got), want) {
+		t.Errorf("Names = %v, want %v", sortedKeys(got), want)
+	}
+	if got := Names(Config{Dir: filepath.Join(dir, "missing")}); len(got) != 0 {
+		t.Errorf("Names of a missing directory = %v", got)
+	}
+}
+
 func TestLoadAll(t *testing.T) {
 	f := newFixture(t, map[string]string{
 		"virtual_alias":           "postmaster@some.domain postmaster\n@catch.domain all@some.domain\n",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mapdrop/mapdrop/internal/testkit"
+	"github.com/mapdrop/mapdrop/tables/store"
 )
 
 // nestedFixture is a fixture whose tables directory is TMP/etc/tables, so
@@ -152,4 +153,35 @@ func TestRunLinksAppearWhole(t *testing.T) {
 	fh.WriteString("k2 more\n")
 	fh.Close()
 	f.waitValue(t, "new", "k2", "more")
+}
+
+// A map file that appears while mapdropd runs with the name of a map that
+// the store holds from etcd (an incremental map, set by Apply as the etcd
+// source does) is refused and logged: the etcd map keeps answering, and
+// the other maps keep reloading.
+func TestRunFileDoesNotReplaceEtcdMap(t *testing.T) {
+	f := newFixture(t, map[string]string{"virtual_alias": "user@x v1\n"}, nil)
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	x := store.NewTree().Txn()
+	x.Put("k", "from-etcd")
+	var b store.Batch
+	b.SetMap("etcd_map", store.Exact, x.Commit())
+	if err := f.st.Apply(2, &b); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+	renameOver(t, f.path("etcd_map"), "k from-file\n")
+	testkit.Eventually(t, "the refusal logged", func() bool {
+		return logHas(f.log, `msg="map not loaded" map=etcd_map`) && logHas(f.log, "a file cannot replace it")
+	})
+	f.expect(t, "etcd_map", "k", "from-etcd")
+	writeFile(t, f.path("etcd_map"), "k from-file-2\n")
+	renameOver(t, f.path("virtual_alias"), "user@x v2\n")
+	f.waitValue(t, "virtual_alias", "user@x", "v2")
+	f.expect(t, "etcd_map", "k", "from-etcd")
+	if got := f.loaded(t); len(got) != 1 || got[0] != "virtual_alias" {
+		t.Errorf("loaded maps = %v, want [virtual_alias]", got)
+	}
 }

@@ -3,11 +3,13 @@ package store
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/mapfile"
 )
 
 // TestApplyIncremental: a map set from a tree answers like a file map
@@ -75,6 +77,55 @@ func TestApplyIncremental(t *testing.T) {
 	}
 	if s.Has("virtual_alias") {
 		t.Error("removed map still there")
+	}
+}
+
+// TestFileCannotReplaceIncremental: ReplaceTable refuses a map that Apply
+// set (an etcd map), which keeps answering; a file map that Apply's SetMap
+// replaces is an incremental map from then on.
+func TestFileCannotReplaceIncremental(t *testing.T) {
+	s := newStore(t, "+")
+	x := NewTree().Txn()
+	x.Put("joe@example.com", "from-etcd@example.net")
+	var b Batch
+	b.SetMap("virtual_alias", Address, x.Commit())
+	if err := s.Apply(3, &b); err != nil {
+		t.Fatal(err)
+	}
+	err := s.ReplaceTable("virtual_alias", Address, entryTable([]mapfile.Entry{{Key: "joe@example.com", Value: "from-file@example.net"}}))
+	if failure.KindOf(err) != failure.Permanent || !strings.Contains(err.Error(), "incremental map") {
+		t.Errorf("ReplaceTable over an incremental map: %v, want a Permanent refusal", err)
+	}
+	if v, err := s.Lookup("virtual_alias", "joe@example.com"); err != nil || v != "from-etcd@example.net" {
+		t.Errorf("after the refused ReplaceTable: %q, %v; want the incremental map's answer", v, err)
+	}
+	if ok, _ := s.Incremental("virtual_alias"); !ok {
+		t.Error("the map is no longer incremental")
+	}
+	// The other way round: Apply may take over a file map.
+	mustReplace(t, s, "virtual_mailbox", Exact, []mapfile.Entry{{Key: "k", Value: "file"}})
+	x = NewTree().Txn()
+	x.Put("k", "etcd")
+	b = Batch{}
+	b.SetMap("virtual_mailbox", Exact, x.Commit())
+	if err := s.Apply(4, &b); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Lookup("virtual_mailbox", "k"); err != nil || v != "etcd" {
+		t.Errorf("after SetMap over a file map: %q, %v; want etcd", v, err)
+	}
+	if err := s.ReplaceTable("virtual_mailbox", Exact, entryTable([]mapfile.Entry{{Key: "k", Value: "file2"}})); err == nil {
+		t.Error("ReplaceTable over a map that SetMap took over: accepted")
+	}
+	// Once the incremental map is removed, a file may set the name again.
+	b = Batch{}
+	b.RemoveMap("virtual_alias")
+	if err := s.Apply(5, &b); err != nil {
+		t.Fatal(err)
+	}
+	mustReplace(t, s, "virtual_alias", Address, []mapfile.Entry{{Key: "joe@example.com", Value: "from-file@example.net"}})
+	if v, err := s.Lookup("virtual_alias", "joe@example.com"); err != nil || v != "from-file@example.net" {
+		t.Errorf("file map after the incremental one was removed: %q, %v", v, err)
 	}
 }
 

@@ -199,7 +199,10 @@ func New(recipientDelimiters string) (*Store, error) {
 // of map name, creating the map if needed, in one memdb write transaction: a
 // concurrent Lookup sees either the old table or the new one. Its keys are
 // folded and unique already, so the store takes t.Map as it is. t.Map must
-// not be modified afterwards; t.Entries is not used.
+// not be modified afterwards; t.Entries is not used. A map set by Apply (an
+// incremental map, from etcd) is not replaced: that is a Permanent failure
+// and the incremental map stays, so that a map file of the same name cannot
+// take turns with it.
 func (s *Store) ReplaceTable(name string, match Match, t *mapfile.Table) error {
 	if t == nil {
 		return failure.Perm("store: map %s: no table", name)
@@ -223,6 +226,9 @@ func (s *Store) install(name string, match Match, m map[string]string) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cur := s.view.Load().tables[name]; cur != nil && cur.tree != nil {
+		return failure.Perm("store: map %s is an incremental map (from etcd): a file cannot replace it", name)
+	}
 	txn := s.db.Txn(true)
 	if err := txn.Insert(memTable, &row{Name: name, Table: t}); err != nil {
 		txn.Abort()
