@@ -375,6 +375,21 @@ func TestEtcd(t *testing.T) {
 		if err != nil || resp.Count != n {
 			t.Errorf("etcd holds %d big_map entries, want %d (%v)", resp.Count, n, err)
 		}
+		// A key added in place: the hosts' entries gauge follows it.
+		b, err = os.ReadFile(filepath.Join(big, "big_map"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeMap(t, big, "big_map", string(b)+"added@big.example new\n")
+		code, out, errOut = pushCmd(t, eps, big)
+		if code != 0 || !regexp.MustCompile(`^big_map revision \d+ entries 200001 version [0-9a-f]+ in-place 1\n$`).MatchString(out) {
+			t.Fatalf("one-key addition: exit %d %q %s", code, out, errOut)
+		}
+		for _, h := range hosts {
+			testkit.Eventually(t, "the entries gauge after an in-place addition", func() bool {
+				return h.metric(t, `mapdropd_map_entries{map="big_map"}`) == "200001"
+			})
+		}
 	})
 
 	t.Run("one member killed, then compaction", func(t *testing.T) {

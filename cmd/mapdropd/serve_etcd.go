@@ -54,6 +54,7 @@ func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.
 		// Lookups of a map count under its name only once the metrics
 		// know it; a switch counts as a successful load.
 		scfg.OnMap = func(name string, entries int) { met.Loaded(name, entries, nil) }
+		scfg.OnEntries = met.Entries
 	}
 	src, err := etcdsource.New(scfg, st)
 	if err != nil {

@@ -229,6 +229,13 @@ func (m *Metrics) Loaded(name string, entries int, err error) {
 	m.lastSuccess.WithLabelValues(name).Set(float64(time.Now().UnixNano()) / 1e9)
 }
 
+// Entries records the size of map name after its entries changed in
+// place (an etcd map's single-key edit), which is not a load.
+func (m *Metrics) Entries(name string, entries int) {
+	m.addMap(name)
+	m.entries.WithLabelValues(name).Set(float64(entries))
+}
+
 // Stale records that map name is served from its last good copy because
 // its file did not load at startup (the reloader's OnStale hook); the next
 // successful load of its file ends it.

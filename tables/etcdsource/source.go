@@ -86,6 +86,10 @@ type Config struct {
 	// snapshot, a pointer switch or the cache), with its entries; calls
 	// come from one goroutine at a time.
 	OnMap func(name string, entries int)
+	// OnEntries, if set, is called after keys of a served map were changed
+	// in place (a single-key edit, an in-place push), with its new number
+	// of entries; calls come from one goroutine at a time.
+	OnEntries func(name string, entries int)
 	// OnResync, if set, is called after each fresh snapshot taken while
 	// running (compaction, a version no longer known, reconnecting after a
 	// start from the cache).
@@ -549,6 +553,8 @@ func (s *Source) follow(ctx context.Context, ok func()) error {
 // apply applies the events of one revision as one store transaction.
 func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 	var b store.Batch
+	switched := map[string]int{} // maps installed whole: their entries
+	inPlace := map[string]bool{} // maps whose keys changed in place
 	for _, ev := range evs {
 		kind, name, ver, k := s.layout.Parse(string(ev.Kv.Key))
 		del := ev.Type == mvccpb.DELETE
@@ -559,6 +565,8 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 			}
 			old, served := s.ptrs[name]
 			if del {
+				delete(switched, name)
+				delete(inPlace, name)
 				if served {
 					b.RemoveMap(name)
 					delete(s.ptrs, name)
@@ -584,14 +592,17 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 			}
 			s.ptrs[name] = ver
 			b.SetMap(name, s.match(name), tree)
-			defer s.onMap(name, tree.Len())
-			s.log.Info("etcd map switched", "map", name, "version", ver, "entries", tree.Len(), "revision", rev)
+			switched[name] = tree.Len()
+			delete(inPlace, name)
 		case etcdmaps.EntryKey:
 			if cur, served := s.ptrs[name]; served && cur == ver {
 				if del {
 					b.Delete(name, k)
 				} else {
 					b.Put(name, k, string(ev.Kv.Value))
+				}
+				if _, whole := switched[name]; !whole {
+					inPlace[name] = true
 				}
 				continue
 			}
@@ -622,6 +633,17 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 		return errResync
 	}
 	s.rev = rev
+	for name, n := range switched {
+		s.log.Info("etcd map switched", "map", name, "version", s.ptrs[name], "entries", n, "revision", rev)
+		s.onMap(name, n)
+	}
+	if s.cfg.OnEntries != nil {
+		for name := range inPlace {
+			if tree, _, _, ok := s.st.Tree(name); ok {
+				s.cfg.OnEntries(name, tree.Len())
+			}
+		}
+	}
 	s.setState(true)
 	if b.Len() > 0 {
 		s.queueCache()
