@@ -37,7 +37,7 @@ func TestStockChroot(t *testing.T) {
 	writeFile(t, filepath.Join(tables, "virtual_alias"), "postmaster@some.domain  user2@some.domain\n")
 	sock := filepath.Join(base, "run", "mapdropd.sock")
 	subst := readmeSubst{
-		Socket: sock, Inet: freePort(t), TCP: freePort(t), BinDir: bins.Dir,
+		Socket: sock, Inet: testkit.Port(t), TCP: testkit.Port(t), BinDir: bins.Dir,
 		Export: filepath.Join(base, "export"), Tables: tables,
 	}
 	testkit.StartMapdropd(t, testkit.MapdropdConfig{

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +125,7 @@ func newEnv(t *testing.T) *env {
 			}
 		}
 	}
-	inetPort, tcpPort := freePort(t), freePort(t)
+	inetPort, tcpPort := testkit.Port(t), testkit.Port(t)
 	e.subst = readmeSubst{
 		Socket: mapsSock, Inet: inetPort, TCP: tcpPort, BinDir: bins.Dir,
 		Export: e.export, Tables: e.tables, PipeUser: pipeUser,
@@ -225,17 +224,6 @@ func defaultParam(t *testing.T, name string) string {
 		t.Fatalf("postconf -d %s: %v", name, err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // mailboxCommandTable is the README's mailbox_command table with its

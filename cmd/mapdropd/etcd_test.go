@@ -44,7 +44,7 @@ func startEtcdHost(t *testing.T, endpoints []string, cache string, extra ...stri
 	}
 	h := &etcdHost{
 		sock:    "unix:" + filepath.Join(t.TempDir(), "mapdropd.sock"),
-		metrics: freePort(t),
+		metrics: testkit.Addr(t),
 		cache:   cache,
 	}
 	args := append([]string{"-etcd", strings.Join(endpoints, ","), "-etcd-prefix", etcdPrefix,

@@ -123,7 +123,7 @@ func newLockoutWorld(t *testing.T, extra ...string) *lockoutWorld {
 	t.Helper()
 	roottest.Require(t)
 	postfixtest.Postmap(t)
-	w := &lockoutWorld{base: roottest.TempDir(t), bins: testkit.Build(t), metrics: freePort(t)}
+	w := &lockoutWorld{base: roottest.TempDir(t), bins: testkit.Build(t), metrics: testkit.Addr(t)}
 	w.pipeUID, w.pipeGID = postfixtest.EnsureUser(t, lockoutPipeUser)
 	w.helpers = filepath.Join(w.base, "helpers")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

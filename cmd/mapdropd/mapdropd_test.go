@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,16 +57,6 @@ type daemon struct {
 	tcp  string // 127.0.0.1:port of the tcp_table listener for virtual_alias
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startDaemon starts mapdropd serve on tablesDir, logging at debug, and
 // waits until it answers. Cleanup stops it with SIGTERM and checks that it
 // exits 0.
@@ -76,8 +65,8 @@ func startDaemon(t *testing.T, tablesDir string, extra ...string) *daemon {
 	d := &daemon{
 		// run/mapdrop does not exist: serve creates the socket's directory.
 		sock: "unix:" + filepath.Join(t.TempDir(), "run", "mapdrop", "mapdropd.sock"),
-		inet: "inet:" + freePort(t),
-		tcp:  freePort(t),
+		inet: "inet:" + testkit.Addr(t),
+		tcp:  testkit.Addr(t),
 	}
 	args := append([]string{"-tables", tablesDir, "-socketmap", d.sock, "-socketmap", d.inet,
 		"-tcp", "virtual_alias=" + d.tcp, "-log-level", "debug"}, extra...)

@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // serve -metrics: lookups through the running daemon show up on /metrics.
 func TestServeMetrics(t *testing.T) {
-	addr := freePort(t)
+	addr := testkit.Addr(t)
 	d := startDaemon(t, writeTables(t, testTables), "-metrics", addr)
 	// startDaemon's readiness probe asked virtual_mailbox_domains already
 	// (found, at least once); add a known number of other answers.

@@ -170,7 +170,7 @@ func TestSystemdSocketActivationAndNotify(t *testing.T) {
 	dir := writeTables(t, testTables)
 	notifyPath, msgs := notifySocket(t)
 	sock := filepath.Join(t.TempDir(), "mapdropd.sock")
-	tcp := freePort(t)
+	tcp := testkit.Addr(t)
 	stderr := &testkit.Buffer{}
 	cmd := exec.Command(activate, "-l", sock, "-l", tcp, "--fdname=mapdropd.socket:tcp_table=virtual_alias",
 		"-E", "NOTIFY_SOCKET="+notifyPath, "-E", "GORACE="+os.Getenv("GORACE"),

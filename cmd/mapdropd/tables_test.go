@@ -151,7 +151,7 @@ func TestHeldBackThroughServer(t *testing.T) {
 		"virtual_alias":           userLines(0, 10, "v1@x"),
 		"userdb":                  users,
 	})
-	maddr := freePort(t)
+	maddr := testkit.Addr(t)
 	d := startDaemon(t, dir, "-metrics", maddr)
 	alias, userdb := filepath.Join(dir, "virtual_alias"), filepath.Join(dir, "userdb")
 	query := func(m, key string) (int, string) {
@@ -404,7 +404,7 @@ func TestBigMapShrinkReturnsMemory(t *testing.T) {
 	}
 	dir := writeTables(t, map[string]string{"virtual_mailbox_domains": "some.domain OK\n", "virtual_mailbox": b.String()})
 	sock := "unix:" + filepath.Join(t.TempDir(), "s.sock")
-	maddr := freePort(t)
+	maddr := testkit.Addr(t)
 	d := testkit.StartMapdropd(t, testkit.MapdropdConfig{
 		Bin:       testkit.Build(t).Mapdropd(),
 		Args:      []string{"-tables", dir, "-socketmap", sock, "-metrics", maddr},

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
 // Binary is the etcd server program.
@@ -66,16 +67,6 @@ type Cluster struct {
 	Members []*Member
 }
 
-// freePort returns a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start starts an n-member cluster and waits until it answers a
 // linearizable read. The members are killed when the test ends.
 func Start(t testing.TB, n int) *Cluster {
@@ -100,8 +91,8 @@ func Launch(dir string, n int) (*Cluster, error) {
 	c := &Cluster{}
 	var initial []string
 	for i := 0; i < n; i++ {
-		cp, err1 := freePort()
-		pp, err2 := freePort()
+		cp, err1 := testkit.FreePort()
+		pp, err2 := testkit.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}

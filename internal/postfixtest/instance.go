@@ -97,7 +97,7 @@ func Start(t testing.TB, cfg Config) *Instance {
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,16 +200,6 @@ func (inst *Instance) mainCF(extra []string) string {
 		lines = append(lines, l)
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitSMTP polls until something accepts on 127.0.0.1:port and greets with 220.

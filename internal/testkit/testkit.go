@@ -13,7 +13,9 @@ package testkit
 
 import (
 	"bytes"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -75,4 +77,31 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (a
+// listener was bound to it and closed again), for a server about to start.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Port is FreePort for a test: it fails the test when no port is free.
+func Port(t testing.TB) int {
+	t.Helper()
+	p, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Addr is "127.0.0.1:PORT" for a Port.
+func Addr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(Port(t))
 }
