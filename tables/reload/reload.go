@@ -782,14 +782,8 @@ func parseText(name, path, text string, withEntries bool) (t *mapfile.Table, war
 // a regular file nor a directory (a FIFO is reported, never opened for a
 // blocking read). A missing path is a failure.NoInput error.
 func Check(paths ...string) (errs, warnings []error) {
-	_, _, errs, warnings = CheckCounts(paths...)
+	_, _, errs, warnings = CheckWith(CheckOptions{}, paths...)
 	return errs, warnings
-}
-
-// CheckCounts is Check, also counting the map files found and the entries
-// of those that parse.
-func CheckCounts(paths ...string) (maps, entries int, errs, warnings []error) {
-	return CheckWith(CheckOptions{}, paths...)
 }
 
 // CheckOptions are the options of CheckWith.
@@ -806,7 +800,8 @@ type CheckOptions struct {
 	OnMap func(name, path string, entries []mapfile.Entry)
 }
 
-// CheckWith is CheckCounts with options.
+// CheckWith is Check with options, also counting the map files found and
+// the entries of those that parse.
 func CheckWith(opts CheckOptions, paths ...string) (maps, entries int, errs, warnings []error) {
 	check := func(name, path string) {
 		maps++
