@@ -43,7 +43,7 @@ func newFixture(t *testing.T, quota string) *fixture {
 	st := fixtures.Store(t, "userdb", "u@d "+value+"\n")
 	f.logf = filepath.Join(t.TempDir(), "log")
 	t.Setenv(maillog.EnvFile, f.logf)
-	log, err := maillog.Open()
+	log, err := maillog.OpenPath("")
 	if err != nil {
 		t.Fatal(err)
 	}

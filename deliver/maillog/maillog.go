@@ -89,9 +89,6 @@ const (
 	priWarning = 2*8 + 4
 )
 
-// Open is OpenPath("").
-func Open() (*Logger, error) { return OpenPath("") }
-
 // OpenPath opens the destination: the file path when it is not "" (the
 // -log option), else the file named by EnvFile, else syslog (see the
 // package documentation). It is called before privileges are dropped, so

@@ -40,7 +40,7 @@ func TestFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
 	t.Setenv(EnvFile, p)
 	for range 2 {
-		l, err := Open()
+		l, err := OpenPath("")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func TestFile(t *testing.T) {
 func TestSyslog(t *testing.T) {
 	t.Setenv(EnvFile, "")
 	conn := fakeSyslog(t)
-	l, err := Open()
+	l, err := OpenPath("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestNowhere(t *testing.T) {
 	t.Setenv(EnvFile, "")
 	defer func(old string) { devLog = old }(devLog)
 	devLog = filepath.Join(t.TempDir(), "missing")
-	l, err := Open()
+	l, err := OpenPath("")
 	if err != nil || l.dest != none {
 		t.Fatalf("Open = %+v, %v; want a discarding logger", l, err)
 	}
