@@ -609,7 +609,9 @@ func joinResumed(trace string) string {
 	pending := map[string]string{}
 	var out []string
 	for _, line := range strings.Split(trace, "\n") {
+		// strace -f writes "PID  call(...)": the PID, then two spaces.
 		pid, rest, _ := strings.Cut(line, " ")
+		rest = strings.TrimLeft(rest, " ")
 		if head, ok := strings.CutSuffix(line, " <unfinished ...>"); ok {
 			pending[pid] = head
 			continue
@@ -622,13 +624,26 @@ func joinResumed(trace string) string {
 		}
 		out = append(out, line)
 	}
+	// A call still unfinished when the trace ends (the process exited in
+	// it) is kept as it was written, not dropped.
+	for _, head := range pending {
+		out = append(out, head+" <unfinished ...>")
+	}
 	return strings.Join(out, "\n")
 }
 
 func TestJoinResumed(t *testing.T) {
-	in := "7 openat(8, \"new\", O_RDONLY <unfinished ...>\n9 fsync(3) = 0\n7 <... openat resumed>)             = 9\n7 fsync(9) = 0"
-	want := "9 fsync(3) = 0\n7 openat(8, \"new\", O_RDONLY)             = 9\n7 fsync(9) = 0"
-	if got := joinResumed(in); got != want {
-		t.Errorf("joinResumed = %q, want %q", got, want)
+	for _, sep := range []string{" ", "  "} {
+		in := "7" + sep + "openat(8, \"new\", O_RDONLY <unfinished ...>\n9" + sep + "fsync(3) = 0\n7" + sep + "<... openat resumed>)             = 9\n7" + sep + "fsync(9) = 0"
+		want := "9" + sep + "fsync(3) = 0\n7" + sep + "openat(8, \"new\", O_RDONLY)             = 9\n7" + sep + "fsync(9) = 0"
+		if got := joinResumed(in); got != want {
+			t.Errorf("joinResumed(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// The trace CI printed when the file's fsync was split (strace's real
+	// format, two spaces after the PID): it must be found whole again.
+	in := "6491  fsync(9 <unfinished ...>\n6486  --- SIGURG {si_signo=SIGURG} ---\n6491  <... fsync resumed>)              = 0"
+	if got := joinResumed(in); !strings.Contains(got, "6491  fsync(9)              = 0") {
+		t.Errorf("joinResumed(%q) = %q, want the fsync rejoined", in, got)
 	}
 }
