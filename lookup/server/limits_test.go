@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -75,9 +76,9 @@ func TestMaxConnsClosesLongestIdle(t *testing.T) {
 	if got := younger.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("second: %q", got)
 	}
-	// Let the server mark it idle: until then, a connection that has just
-	// written its reply counts as busy.
-	time.Sleep(100 * time.Millisecond)
+	// Let the server mark both idle: until then, a connection that has
+	// just written its reply counts as busy.
+	waitIdle(t, s, 2)
 	if got := oldest.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") { // now the younger one idles longest
 		t.Fatalf("first again: %q", got)
 	}
@@ -111,7 +112,10 @@ func TestMaxConnsClosesStalledRequest(t *testing.T) {
 	a := fixtures.SocketmapAddr(t, s)
 	stalled := dialRaw(t, a)
 	stalled.send("12:userdb") // the rest never comes
-	testkit.Eventually(t, "the stalled request to be read", func() bool { time.Sleep(100 * time.Millisecond); return true })
+	testkit.Eventually(t, "the stalled request to be started", func() bool {
+		idle, busy := server.SlottedConns(s)
+		return idle == 0 && busy == 1
+	})
 	newcomer := dialRaw(t, a)
 	if got := newcomer.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("newcomer: %q", got)
@@ -166,7 +170,7 @@ func TestMaxConnsPerUID(t *testing.T) {
 	// written its reply counts as busy, and a loaded machine could leave
 	// the first busy while the second is idle already: the test then saw
 	// the second closed).
-	time.Sleep(100 * time.Millisecond)
+	waitIdle(t, s, 2)
 	// A third connection of the same uid closes that uid's longest-idle one.
 	third := dialRaw(t, a)
 	if got := third.query("userdb", "user1"); !strings.HasPrefix(got, "OK ") {
@@ -270,4 +274,13 @@ func TestPrivilegedNotRefusedWhenManyWait(t *testing.T) {
 	if got := priv.reply(); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("the privileged connection, once the slot was free: %q\n%s", got, logs)
 	}
+}
+
+// waitIdle waits until n of s's connections are idle in the limits' view.
+func waitIdle(t *testing.T, s *server.Server, n int) {
+	t.Helper()
+	testkit.Eventually(t, fmt.Sprintf("%d idle connections", n), func() bool {
+		idle, _ := server.SlottedConns(s)
+		return idle == n
+	})
 }
