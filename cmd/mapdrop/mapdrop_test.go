@@ -527,6 +527,9 @@ func TestStdinReadError(t *testing.T) {
 func TestDurableOrderStrace(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("MAPDROP_REQUIRE_ROOT") == "1" {
+			t.Fatal("strace is not installed (scripts/test installs it)")
+		}
 		t.Skip("strace is not installed")
 	}
 	w := newWorld(t, userdb)
