@@ -181,6 +181,9 @@ type MapdropdConfig struct {
 	// LogFile collects the server's stdout and stderr across restarts;
 	// default mapdropd.log in a temporary directory of the test.
 	LogFile string
+	// SysProcAttr, when set, is the server process's: to run it as another
+	// user, with ambient capabilities.
+	SysProcAttr *syscall.SysProcAttr
 }
 
 // Mapdropd is a running (or stopped) mapdropd subprocess.
@@ -260,6 +263,7 @@ func (m *Mapdropd) Start(t testing.TB) {
 	args := append([]string{"serve"}, m.cfg.Args...)
 	fmt.Fprintf(logf, "=== testkit: %s %s\n", m.cfg.Bin, strings.Join(args, " "))
 	cmd := exec.Command(m.cfg.Bin, args...)
+	cmd.SysProcAttr = m.cfg.SysProcAttr
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

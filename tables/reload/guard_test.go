@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -394,4 +395,109 @@ func TestLoadAllFIFOExtraMap(t *testing.T) {
 		t.Fatal("LoadAll blocks on a FIFO")
 	}
 	f.expect(t, "other", "k", "v")
+}
+
+// openWriter opens path for appending, as an admin's script writing the
+// map in place would hold it, and closes it when the test ends.
+func openWriter(t *testing.T, path string) *os.File {
+	t.Helper()
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	return fh
+}
+
+// A writer that started before mapdropd did (no event says so) is known
+// from the kernel: at startup the file it holds open is not read, and its
+// close loads it whole.
+func TestStartWhileWriterOpen(t *testing.T) {
+	const n = 400
+	text := lines(n, "v2")
+	cut := strings.Index(text, fmt.Sprintf("user%d@", n/4))
+	f := newFixture(t, map[string]string{"virtual_alias": text[:cut], "other": "k v\n"}, nil)
+	fh := openWriter(t, f.path("virtual_alias"))
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatalf("LoadAll with a writer at work: %v, want nil (the map loads at the close)", err)
+	}
+	if got := f.loaded(t); !slices.Equal(got, []string{"other"}) {
+		t.Errorf("loaded %v, want only other: the file being written was read", got)
+	}
+	for _, want := range []string{`msg="map file is open for writing by another process: not read now, it is loaded once its writer closes it" map=virtual_alias`,
+		`msg="map not served until the writer of its file closes it" map=virtual_alias`} {
+		if !logHas(f.log, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	f.run(t)
+	if _, err := fh.WriteString(text[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, "virtual_alias", "user0@x", "error: unknown map virtual_alias")
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitValue(t, "virtual_alias", fmt.Sprintf("user%d@x", n-1), "v2")
+	if got := f.hooks(); !slices.Equal(got, []string{"other:1", fmt.Sprintf("virtual_alias:%d", n)}) {
+		t.Errorf("OnLoad calls %v, want other, then the whole virtual_alias once", got)
+	}
+}
+
+// The writer closes between the startup load and the watch, with nothing
+// written after the load: Run's catch-up reads the file.
+func TestStartWriterClosesBeforeWatch(t *testing.T) {
+	f := newFixture(t, map[string]string{"virtual_alias": "a@x v1\n"}, nil)
+	fh := openWriter(t, f.path("virtual_alias"))
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, "virtual_alias", "a@x", "error: unknown map virtual_alias")
+	fh.Close()
+	f.run(t)
+	f.waitValue(t, "virtual_alias", "a@x", "v1")
+}
+
+// With a last good copy, the map is served from it while the writer works,
+// and the log says why; SIGHUP (LoadAll) during the write keeps the table
+// it serves; check and confirm refuse the file too.
+func TestWriterOpenServesCopyAndCheckRefuses(t *testing.T) {
+	state := t.TempDir()
+	f := newFixture(t, map[string]string{"virtual_alias": "a@x v1\n"}, func(c *Config) { c.StateDir = state })
+	if err := f.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	fh := openWriter(t, f.path("virtual_alias"))
+	if _, err := fh.WriteString("b@x v2\n"); err != nil {
+		t.Fatal(err)
+	}
+	g := newFixture(t, nil, func(c *Config) { c.Dir, c.StateDir = f.dir, state })
+	if err := g.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	g.expect(t, "virtual_alias", "a@x", "v1")
+	g.expect(t, "virtual_alias", "b@x", "error: not found")
+	if want := "MAP SERVED FROM ITS LAST GOOD COPY: its file is open for writing by another process"; !logHas(g.log, want) {
+		t.Errorf("log lacks %q", want)
+	}
+	if err := g.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	g.expect(t, "virtual_alias", "b@x", "error: not found")
+
+	_, _, errs, _ := CheckWith(CheckOptions{}, f.path("virtual_alias"))
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "open for writing by another process") {
+		t.Errorf("check of a file being written: %v, want it refused", errs)
+	}
+	if _, _, err := Confirm(f.path("virtual_alias")); err == nil || !strings.Contains(err.Error(), "open for writing") {
+		t.Errorf("confirm of a file being written: %v, want it refused", err)
+	}
+	fh.Close()
+	if _, _, errs, _ := CheckWith(CheckOptions{}, f.path("virtual_alias")); len(errs) != 0 {
+		t.Errorf("check after the close: %v", errs)
+	}
+	if err := g.r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	g.expect(t, "virtual_alias", "b@x", "v2")
 }

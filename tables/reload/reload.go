@@ -90,9 +90,15 @@
 // whose file a writer is at work on (logged), so it cannot read it
 // half-written either. A change that no writer's close ends, truncate(2) as
 // truncate(1) does it, is therefore loaded only on the file's next close,
-// a rename over it, or its confirmation. What Run cannot know is a writer
-// that started before it did: LoadAll at startup reads what is there (the
-// guard still applies).
+// a rename over it, or its confirmation. A writer that started before the
+// watch (at startup, or lost with an event-queue overflow) is known from
+// the kernel instead: a file that some process holds open for writing (a
+// read lease on it is refused, fcntl(2) F_SETLEASE) is not read, by Run,
+// LoadAll, Check or Confirm alike; its map keeps its table (or is served
+// from its last good copy, or not at all) until the writer's close. That
+// needs a process that owns the map files or has CAP_LEASE (root has it;
+// the systemd unit grants it); without it, LoadAll reads what is there,
+// and the guard still applies.
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
@@ -441,12 +447,25 @@ func sortedKeys[V any](m map[string]V) []string {
 func (r *Reloader) loadLocked(name, path string, required bool) error {
 	start := time.Now()
 	text, fi, err := readMap(path)
-	if fi != nil {
+	busy := errors.Is(err, errWriterOpen)
+	if fi != nil && !busy {
+		// Not for a file a writer holds open: catchUp must read it
+		// again even if the writer closes it without another change.
 		r.stamps[name] = fi
 	}
-	if errors.Is(err, errChanging) && !required {
+	if (errors.Is(err, errChanging) || busy) && !required {
 		// A writer is at work again: its close brings the file back.
-		r.log.Debug("map file changed while it was read; waiting for its writer", "map", name, "file", path)
+		r.log.Debug("map file changed while it was read, or is open for writing; waiting for its writer", "map", name, "file", path)
+		return nil
+	}
+	if busy {
+		// LoadAll (startup, SIGHUP, an event queue overflow) found a
+		// writer at work that Run has not seen start: what the file holds
+		// now may be half-written. Its close brings the file to Run.
+		r.log.Warn("map file is open for writing by another process: not read now, it is loaded once its writer closes it", "map", name, "file", path)
+		if !r.loaded[name] && !r.loadCopyLocked(name, "its file is open for writing by another process; it is loaded once the writer closes it") {
+			r.log.Error("map not served until the writer of its file closes it", "map", name, "file", path)
+		}
 		return nil
 	}
 	sum := maphash.String(r.seed, text)
@@ -490,7 +509,7 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		r.failing[name] = true
 		if r.loaded[name] {
 			r.log.Error("map not loaded, keeping last good table", "map", name, "file", path)
-		} else if !r.loadCopyLocked(name) {
+		} else if !r.loadCopyLocked(name, "its file does not load, fix it (mapdropd check)") {
 			r.log.Error("map not loaded, not served", "map", name, "file", path)
 		}
 		r.result(name, 0, err)
@@ -558,7 +577,7 @@ func (r *Reloader) guardLocked(name, path, text string, entries int) error {
 	r.failing[name] = true
 	served := "the table loaded before keeps serving"
 	if !r.loaded[name] {
-		if r.loadCopyLocked(name) {
+		if r.loadCopyLocked(name, "its file's load is held back (MAP LOAD HELD BACK)") {
 			served = "served from its last good copy"
 		} else {
 			served = "not served"
@@ -611,8 +630,9 @@ func (r *Reloader) remember(name, file string, sum uint64, entries int) {
 
 // loadCopyLocked serves map name from its last good copy in the state
 // directory, for a map whose file does not load and that is not in the
-// store; it reports whether it did. Called with r.mu held.
-func (r *Reloader) loadCopyLocked(name string) bool {
+// store; it reports whether it did, and logs why (which says why the
+// file is not served). Called with r.mu held.
+func (r *Reloader) loadCopyLocked(name, why string) bool {
 	if r.stateDir == "" {
 		return false
 	}
@@ -639,7 +659,7 @@ func (r *Reloader) loadCopyLocked(name string) bool {
 	}
 	r.remember(name, path, maphash.String(r.seed, text), len(t.Map))
 	r.failing[name] = true
-	r.log.Error("MAP SERVED FROM ITS LAST GOOD COPY: its file does not load, fix it (mapdropd check); lookups answer from the copy until then",
+	r.log.Error("MAP SERVED FROM ITS LAST GOOD COPY: "+why+"; lookups answer from the copy until then",
 		"map", name, "copy", path, "copy_written", fi.ModTime().UTC().Format(time.RFC3339), "entries", len(t.Map))
 	if r.onStale != nil {
 		r.onStale(name, path)
@@ -710,11 +730,17 @@ func (r *Reloader) Source(name string) (file, text string, err error) {
 // it was read.
 var errChanging = errors.New("the file changed while it was read (a writer is at work)")
 
+// errWriterOpen is the error of readMap for a file that another process
+// holds open for writing: whatever it holds now may be half-written.
+var errWriterOpen = errors.New("the file is open for writing by another process (a writer is at work); it is read once the writer closes it")
+
 // readMap reads the map source file path. fi describes the file read, when
 // it could be opened. err is an *fs.PathError for a file that cannot be
 // read, or that is not a regular file (it is opened without blocking, so a
 // FIFO does not hang the reader); or wraps errChanging when the file's
-// size or modification time changed during each of three reads.
+// size or modification time changed during each of three reads; or wraps
+// errWriterOpen when the kernel says that a writer has the file open,
+// before or after a read (see writerOpen).
 func readMap(path string) (text string, fi os.FileInfo, err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -728,12 +754,18 @@ func readMap(path string) (text string, fi os.FileInfo, err error) {
 		if !fi.Mode().IsRegular() {
 			return "", fi, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file (" + fileType(fi.Mode()) + ")")}
 		}
+		if writerOpen(f) {
+			return "", fi, &fs.PathError{Op: "read", Path: path, Err: errWriterOpen}
+		}
 		if text, err = mapfile.ReadAll(f); err != nil {
 			return "", fi, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		after, err := f.Stat()
 		if err != nil {
 			return "", nil, err
+		}
+		if writerOpen(f) {
+			return "", after, &fs.PathError{Op: "read", Path: path, Err: errWriterOpen}
 		}
 		if after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) && int64(len(text)) == fi.Size() {
 			return text, fi, nil
@@ -746,6 +778,31 @@ func readMap(path string) (text string, fi os.FileInfo, err error) {
 			return "", nil, err
 		}
 	}
+}
+
+// writerOpen reports whether the kernel says that some process has f's
+// file open for writing: a read lease (fcntl F_SETLEASE F_RDLCK, fcntl(2))
+// is refused with EAGAIN exactly then, and is released at once when it is
+// granted. It is how a writer that started before the watch (at startup,
+// or when the kernel's event queue overflowed) is known. When no lease can
+// be taken at all (the process neither owns the file nor has CAP_LEASE,
+// leases are disabled in /proc/sys/fs/leases-enable, a file system without
+// leases) nothing is known and it reports false: the checks on what was
+// read still apply.
+func writerOpen(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	_ = rc.Control(func(fd uintptr) {
+		_, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_RDLCK)
+		if err == nil {
+			_, _ = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK)
+		}
+		open = errors.Is(err, unix.EAGAIN)
+	})
+	return open
 }
 
 // parseText parses the text of map name, read from path; the userdb map's
