@@ -2,9 +2,7 @@ package main
 
 import (
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,12 +22,7 @@ import (
 // shows that too, so it fails if the capability stops mattering.
 func TestStartWhileWriterOpenAsServiceUser(t *testing.T) {
 	roottest.Require(t)
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	uid, gid := roottest.IDs(t, "nobody")
 	tables := roottest.TempDir(t)
 	for name, text := range map[string]string{
 		"virtual_mailbox_domains": "some.domain OK\n",
@@ -40,7 +33,7 @@ func TestStartWhileWriterOpenAsServiceUser(t *testing.T) {
 		}
 	}
 	run := roottest.TempDir(t)
-	if err := os.Chown(run, uid, gid); err != nil {
+	if err := os.Chown(run, int(uid), int(gid)); err != nil {
 		t.Fatal(err)
 	}
 	sock := "unix:" + filepath.Join(run, "mapdropd.sock")
@@ -58,7 +51,7 @@ func TestStartWhileWriterOpenAsServiceUser(t *testing.T) {
 			Args:      []string{"-tables", tables, "-socketmap", sock, "-socket-mode", "0666", "-log-level", "debug"},
 			ProbeAddr: sock, ProbeMap: "virtual_mailbox_domains", ProbeKey: "some.domain",
 			SysProcAttr: &syscall.SysProcAttr{
-				Credential:  &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)},
+				Credential:  &syscall.Credential{Uid: uid, Gid: gid},
 				AmbientCaps: caps,
 			},
 		})

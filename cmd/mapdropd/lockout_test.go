@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -178,13 +177,8 @@ func timed(cmd *exec.Cmd, limit time.Duration, stdin string) (int, string, time.
 // asUser sets cmd to run as the named user.
 func asUser(t *testing.T, cmd *exec.Cmd, name string) *exec.Cmd {
 	t.Helper()
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	uid, gid := roottest.IDs(t, name)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	return cmd
 }
 
@@ -195,13 +189,8 @@ func asUser(t *testing.T, cmd *exec.Cmd, name string) *exec.Cmd {
 // fair share), 20 times each, each answered within 5 seconds.
 func TestNoLockoutByLocalUser(t *testing.T) {
 	w := newLockoutWorld(t)
-	nobody, err := user.Lookup(lockoutAttacker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auid, _ := strconv.Atoi(nobody.Uid)
-	agid, _ := strconv.Atoi(nobody.Gid)
-	a := startAttacker(t, w.helpers, w.sock, 2000, uint32(auid), uint32(agid))
+	auid, agid := roottest.IDs(t, lockoutAttacker)
+	a := startAttacker(t, w.helpers, w.sock, 2000, auid, agid)
 	// The attack is on: the attacker holds its share of the server's
 	// connections and keeps pressing for more.
 	testkit.Eventually(t, "the attacker to hold 100 connections and be refused or evicted 2000 times", func() bool {
@@ -261,13 +250,8 @@ func TestNoLockoutByLocalUser(t *testing.T) {
 // unprivileged lookup waits until it gives up.
 func TestLockoutWhenAttackerPrivileged(t *testing.T) {
 	w := newLockoutWorld(t, "-privileged-users", "root,postfix,"+lockoutAttacker, "-max-conns", "200")
-	nobody, err := user.Lookup(lockoutAttacker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auid, _ := strconv.Atoi(nobody.Uid)
-	agid, _ := strconv.Atoi(nobody.Gid)
-	a := startAttacker(t, w.helpers, w.sock, 2000, uint32(auid), uint32(agid))
+	auid, agid := roottest.IDs(t, lockoutAttacker)
+	a := startAttacker(t, w.helpers, w.sock, 2000, auid, agid)
 	testkit.Eventually(t, "the attacker to fill the 200 slots", func() bool {
 		return metric(t, w.metrics, "mapdropd_connections_open") >= 200
 	})

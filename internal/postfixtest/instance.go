@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mapdrop/mapdrop/internal/roottest"
 	"github.com/mapdrop/mapdrop/internal/testkit"
 )
 
@@ -75,18 +75,13 @@ func Start(t testing.TB, cfg Config) *Instance {
 		}
 		os.RemoveAll(dir)
 	})
-	pf, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfUID, _ := strconv.Atoi(pf.Uid)
-	pfGID, _ := strconv.Atoi(pf.Gid)
+	pfUID, pfGID := roottest.IDs(t, "postfix")
 	for _, d := range []string{inst.ConfDir, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(filepath.Join(dir, "data"), pfUID, pfGID); err != nil {
+	if err := os.Chown(filepath.Join(dir, "data"), int(pfUID), int(pfGID)); err != nil {
 		t.Fatal(err)
 	}
 	for name, content := range cfg.Files {

@@ -5,7 +5,9 @@ package roottest
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -32,4 +34,20 @@ func TempDir(t testing.TB) string {
 		}
 	}
 	return dir
+}
+
+// IDs returns the uid and gid of the account name, failing the test when
+// there is no such account.
+func IDs(t testing.TB, name string) (uid, gid uint32) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	g, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("account %s: uid %q, gid %q", name, u.Uid, u.Gid)
+	}
+	return uint32(id), uint32(g)
 }
