@@ -76,6 +76,14 @@ func TestStartWhileWriterOpenAsServiceUser(t *testing.T) {
 	if !strings.Contains(d.Log(), busy) {
 		t.Errorf("log lacks %s", busy)
 	}
+	// The one-shot export (run as root here) and check refuse it too.
+	code, _, errOut := mapdropd(t, "", "export", "-tables", tables, "-export-maps", "userdb", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "userdb: the file is open for writing by another process") {
+		t.Errorf("export while the writer is at work: exit %d %s, want it refused, saying why", code, errOut)
+	}
+	if code, out, errOut := mapdropd(t, "", "check", tables); code == 0 || !strings.Contains(out+errOut, "open for writing by another process") {
+		t.Errorf("check while the writer is at work: exit %d %s%s, want it refused, saying why", code, out, errOut)
+	}
 	if _, err := fh.WriteString("u3@some.domain uid=5003|gid=5000|home=/var/vmail/u3\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -464,7 +464,10 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 		// now may be half-written. Its close brings the file to Run.
 		r.log.Warn("map file is open for writing by another process: not read now, it is loaded once its writer closes it", "map", name, "file", path)
 		if !r.loaded[name] && !r.loadCopyLocked(name, "its file is open for writing by another process; it is loaded once the writer closes it") {
+			// Not served at all: an error for LoadAll's caller (mapdropd
+			// export fails on it, serve logs it), though not a failed load.
 			r.log.Error("map not served until the writer of its file closes it", "map", name, "file", path)
+			return err
 		}
 		return nil
 	}
