@@ -15,11 +15,12 @@ import (
 )
 
 // Issue 10, half-written tables: a map file that a writer holds open when
-// mapdropd starts is not read, also when mapdropd runs as the systemd
-// unit runs it: as an unprivileged user with CAP_LEASE only, on tables
-// owned by root. Without CAP_LEASE the kernel tells such a user nothing
-// and the file is read as before (the guard still applies); the test
-// shows that too, so it fails if the capability stops mattering.
+// mapdropd starts is not read, also when mapdropd runs as the systemd unit
+// runs it with a CAP_LEASE drop-in (README, "Reload"): as an unprivileged
+// user with that capability only, on tables owned by root. Without
+// CAP_LEASE (the unit as shipped) the kernel tells such a user nothing and
+// the file is read as before (the guard still applies); the test shows
+// that too, so it fails if the capability stops mattering.
 func TestStartWhileWriterOpenAsServiceUser(t *testing.T) {
 	roottest.Require(t)
 	uid, gid := roottest.IDs(t, "nobody")

@@ -97,8 +97,8 @@
 // LoadAll, Check or Confirm alike; its map keeps its table (or is served
 // from its last good copy, or not at all) until the writer's close. That
 // needs a process that owns the map files or has CAP_LEASE (root has it;
-// the systemd unit grants it); without it, LoadAll reads what is there,
-// and the guard still applies.
+// the shipped systemd unit, without capabilities, does not); without it,
+// LoadAll reads what is there, and the guard still applies.
 //
 // Symlinked map files are read through the link, but only a change of the
 // link itself (in the watched directory) is seen, not one of its target; a
