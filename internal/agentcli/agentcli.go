@@ -1,5 +1,5 @@
 // Package agentcli is the command line of the delivery agent, shared by
-// mapdrop and mapdrop-sieve (see cmd/mapdrop for the usage). The two
+// mapdrop and mapdrop-sieve (its usage is Help). The two
 // binaries differ only in the filter they pass to Main: mapdrop passes
 // none and execs mapdrop-sieve when a Sieve script applies, so that
 // recipients without a script never load the Sieve engine.
