@@ -57,8 +57,8 @@ func startEtcdHost(t *testing.T, endpoints []string, cache string, extra ...stri
 	return h
 }
 
-// metric returns the value of a metric line of the host, "" when absent.
-func (h *etcdHost) metric(t *testing.T, name string) string {
+// scrape returns the host's /metrics page, "" when it does not answer.
+func (h *etcdHost) scrape(t *testing.T) string {
 	t.Helper()
 	resp, err := http.Get("http://" + h.metrics + "/metrics")
 	if err != nil {
@@ -66,7 +66,13 @@ func (h *etcdHost) metric(t *testing.T, name string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(string(b))
+	return string(b)
+}
+
+// metric returns the value of a metric line of the host, "" when absent.
+func (h *etcdHost) metric(t *testing.T, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(h.scrape(t))
 	if m == nil {
 		return ""
 	}
@@ -389,6 +395,58 @@ func TestEtcd(t *testing.T) {
 			testkit.Eventually(t, "the entries gauge after an in-place addition", func() bool {
 				return h.metric(t, `mapdropd_map_entries{map="big_map"}`) == "200001"
 			})
+		}
+	})
+
+	t.Run("a removed map leaves /metrics", func(t *testing.T) {
+		m := t.TempDir()
+		writeMap(t, m, "removed_map", "a@removed.example  b@example.net\nc@removed.example  d@example.net\n")
+		if code, out, errOut := pushCmd(t, eps, m); code != 0 {
+			t.Fatalf("push: exit %d %s%s", code, out, errOut)
+		}
+		series := []string{
+			`mapdropd_map_entries{map="removed_map"}`,
+			`mapdropd_map_last_reload_success_timestamp_seconds{map="removed_map"}`,
+			`mapdropd_map_served_from_last_good{map="removed_map"}`,
+			`mapdropd_map_load_held_back{map="removed_map"}`,
+			`mapdropd_reloads_total{map="removed_map",result="ok"}`,
+			`mapdropd_lookups_total{map="removed_map",result="found"}`,
+		}
+		for _, h := range hosts {
+			testkit.Eventually(t, "the pushed map on every host", func() bool {
+				v, _ := h.lookup(t, "removed_map", "a@removed.example")
+				return v == "b@example.net"
+			})
+			testkit.Eventually(t, "the pushed map's series on every host", func() bool {
+				for _, s := range series {
+					if h.metric(t, s) == "" {
+						return false
+					}
+				}
+				return h.metric(t, series[0]) == "2"
+			})
+		}
+		del, err := cli.Delete(ctx, etcdPrefix+"ptr/removed_map")
+		if err != nil || del.Deleted != 1 {
+			t.Fatalf("delete the pointer of removed_map: %v, %d deleted", err, del.Deleted)
+		}
+		for i, h := range hosts {
+			testkit.Eventually(t, "the removed map no longer served", func() bool {
+				_, err := h.lookup(t, "removed_map", "a@removed.example")
+				return failure.KindOf(err) == failure.Permanent
+			})
+			// A lookup of the removed map counts under map="(unknown)".
+			testkit.Eventually(t, "no series of the removed map", func() bool {
+				page := h.scrape(t)
+				return strings.Contains(page, "mapdropd_source_revision ") && !strings.Contains(page, `map="removed_map"`)
+			})
+			if !regexp.MustCompile(`msg="etcd map removed".* map=removed_map `).MatchString(h.Log()) {
+				t.Errorf("host %d did not log the removal:\n%s", i, h.Log())
+			}
+		}
+		// The other maps keep theirs.
+		if got := hosts[0].metric(t, `mapdropd_map_entries{map="virtual_mailbox_domains"}`); got != "2" {
+			t.Errorf("mapdropd_map_entries of virtual_mailbox_domains after another map's removal: %q, want 2", got)
 		}
 	})
 

@@ -55,6 +55,9 @@ func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.
 		// know it; a switch counts as a successful load.
 		scfg.OnMap = func(name string, entries int) { met.Loaded(name, entries, nil) }
 		scfg.OnEntries = met.Entries
+		// A map no longer served leaves /metrics. (A removed map file
+		// keeps serving its last good table, and its series.)
+		scfg.OnRemove = met.Removed
 	}
 	src, err := etcdsource.New(scfg, st)
 	if err != nil {

@@ -34,11 +34,18 @@
 //
 // plus the standard Go runtime (go_*) and process (process_*) collectors.
 //
-// The label map takes only the names of maps the reloader reported (loaded
-// or failed to load); a lookup naming any other map counts under
-// map="(unknown)", so a client cannot create label values. Every known map
-// has all its label combinations from the start (at zero), so that rate()
-// and absent-series alerts work before the first failure.
+// The label map takes only the names of maps the reloader or the etcd
+// source reported (loaded or failed to load) and not removed since; a
+// lookup naming any other map counts under map="(unknown)", so a client
+// cannot create label values. Every known map has all its label
+// combinations from the start (at zero), so that rate() and absent-series
+// alerts work before the first failure.
+//
+// A map that is no longer served (an etcd map whose pointer was deleted:
+// Removed) loses every series labelled with its name, counters included,
+// as Prometheus expects of a thing that is gone; if it comes back, its
+// series start again from zero. A map whose file was removed is still
+// served (from its last good table) and keeps its series.
 //
 // Counting a lookup does not allocate: the counters of each map are
 // resolved once, when the map becomes known, and found through an
@@ -242,6 +249,39 @@ func (m *Metrics) Entries(name string, entries int) {
 func (m *Metrics) Stale(name, copyPath string) {
 	m.addMap(name)
 	m.stale.WithLabelValues(name).Set(1)
+}
+
+// Removed forgets map name, which is no longer served (an etcd map whose
+// pointer was deleted): every series labelled map=NAME is deleted, and
+// lookups naming it count under map="(unknown)" until it is reported
+// again. Removing a map the metrics do not know, or UnknownMap, does
+// nothing. Calls for one map must not race with each other (the etcd
+// source makes its calls from one goroutine at a time).
+func (m *Metrics) Removed(name string) {
+	if name == UnknownMap {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.maps.Load()
+	if _, ok := old[name]; ok {
+		next := make(map[string]*mapCounters, len(old)-1)
+		for k, v := range old {
+			if k != name {
+				next[k] = v
+			}
+		}
+		// A lookup that found the old counters just before the swap
+		// increments a series that is no longer exported: it is lost
+		// with the rest of the map's series.
+		m.maps.Store(&next)
+	}
+	labels := prometheus.Labels{"map": name}
+	m.lookups.DeletePartialMatch(labels)
+	m.reloads.DeletePartialMatch(labels)
+	for _, g := range []*prometheus.GaugeVec{m.entries, m.lastSuccess, m.stale, m.held} {
+		g.DeletePartialMatch(labels)
+	}
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

@@ -318,3 +318,69 @@ func TestLoadHeldBack(t *testing.T) {
 		t.Errorf("after the confirmation: %v", got)
 	}
 }
+
+// A removed map (an etcd map whose pointer was deleted) loses every series
+// labelled with its name; its lookups count under map="(unknown)"; the
+// other maps keep theirs; and the map coming back starts afresh.
+func TestRemoved(t *testing.T) {
+	m := metrics.New()
+	web := httptest.NewServer(m.Handler())
+	defer web.Close()
+	m.Loaded("gone", 2, nil)
+	m.Entries("gone", 3)
+	m.Loaded("gone", 0, &reload.HeldBack{})
+	m.Stale("gone", "/state/gone")
+	m.Lookup("gone", server.Found, time.Microsecond)
+	m.Loaded("kept", 5, nil)
+	m.Lookup("kept", server.Found, time.Microsecond)
+	series := func(got map[string]float64, name string) []string {
+		var s []string
+		for k := range got {
+			if strings.Contains(k, `map="`+name+`"`) {
+				s = append(s, k)
+			}
+		}
+		return s
+	}
+	before := scrape(t, web.URL)
+	// entries, last success, last good, held back, 2 reloads, 4 lookups
+	if s := series(before, "gone"); len(s) != 10 {
+		t.Fatalf("before the removal, %d series of the map, want 10: %v", len(s), s)
+	}
+
+	m.Removed("gone")
+	m.Lookup("gone", server.NotFound, time.Microsecond)
+	got := scrape(t, web.URL)
+	if s := series(got, "gone"); len(s) != 0 {
+		t.Errorf("series of the removed map: %v", s)
+	}
+	if s, s0 := series(got, "kept"), series(before, "kept"); len(s) != len(s0) || got[`mapdropd_map_entries{map="kept"}`] != 5 || got[`mapdropd_lookups_total{map="kept",result="found"}`] != 1 {
+		t.Errorf("the other map's series changed: %v, were %v", s, s0)
+	}
+	if got[`mapdropd_lookups_total{map="(unknown)",result="notfound"}`] != 1 {
+		t.Errorf("a lookup of the removed map did not count under (unknown): %v", got)
+	}
+	m.Removed("gone")             // twice: nothing more to remove
+	m.Removed(metrics.UnknownMap) // not a map: stays
+	if got := scrape(t, web.URL); got[`mapdropd_lookups_total{map="(unknown)",result="notfound"}`] != 1 {
+		t.Errorf("Removed(%q) removed the unknown map's series", metrics.UnknownMap)
+	}
+
+	// Back again: every series from zero, as for a new map.
+	m.Loaded("gone", 1, nil)
+	m.Lookup("gone", server.Found, time.Microsecond)
+	got = scrape(t, web.URL)
+	for k, want := range map[string]float64{
+		`mapdropd_map_entries{map="gone"}`:                     1,
+		`mapdropd_reloads_total{map="gone",result="ok"}`:       1,
+		`mapdropd_reloads_total{map="gone",result="error"}`:    0,
+		`mapdropd_map_load_held_back{map="gone"}`:              0,
+		`mapdropd_map_served_from_last_good{map="gone"}`:       0,
+		`mapdropd_lookups_total{map="gone",result="found"}`:    1,
+		`mapdropd_lookups_total{map="gone",result="notfound"}`: 0,
+	} {
+		if g, ok := got[k]; !ok || g != want {
+			t.Errorf("after the map came back: %s = %v (present %v), want %v", k, g, ok, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package etcdsource
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mapdrop/mapdrop/failure"
+	"github.com/mapdrop/mapdrop/tables/export"
 	"github.com/mapdrop/mapdrop/tables/store"
 )
 
@@ -30,12 +32,22 @@ import (
 // rename after fsync, and files it no longer names are then removed. So
 // the manifest always names a complete, consistent set of maps, all at its
 // revision.
+//
+// Every file is written as export.WriteWith writes (a locked temporary
+// file .FILE.tmp-*, fsync, rename, fsync of the directory), mode
+// cacheMode; temporary files left by a writer that died go with the
+// unreferenced map files (export.RemoveStale).
 
 const (
 	manifestName   = "manifest"
 	manifestHeader = "mapdrop-etcd-cache 1"
 	mapHeader      = "mapdrop-etcd-map 1"
 )
+
+// cacheMode is the mode of the cache's files. They hold the maps' data,
+// which only mapdropd reads: not for everyone, unlike the cdb files that
+// Postfix's daemons read (export.FileMode, 0644).
+const cacheMode os.FileMode = 0o640
 
 // cachedMap is one map of a cache.
 type cachedMap struct {
@@ -46,7 +58,7 @@ type cachedMap struct {
 
 // writeMapFile writes tree to a new file named file in dir.
 func writeMapFile(dir, file string, tree *store.Tree) error {
-	return writeAtomic(filepath.Join(dir, file), func(w *bufio.Writer) error {
+	return writeAtomic(dir, file, func(w *bufio.Writer) error {
 		fmt.Fprintf(w, "%s\nentries %d\n", mapHeader, tree.Len())
 		var buf []byte
 		tree.Walk(func(k, v string) bool {
@@ -63,7 +75,7 @@ func writeMapFile(dir, file string, tree *store.Tree) error {
 
 // writeManifest replaces the manifest of dir.
 func writeManifest(dir, prefix string, rev int64, maps map[string]cachedMap) error {
-	return writeAtomic(filepath.Join(dir, manifestName), func(w *bufio.Writer) error {
+	return writeAtomic(dir, manifestName, func(w *bufio.Writer) error {
 		fmt.Fprintf(w, "%s\nprefix %s\nrevision %d\n", manifestHeader, strconv.Quote(prefix), rev)
 		for _, name := range sortedNames(maps) {
 			m := maps[name]
@@ -73,7 +85,8 @@ func writeManifest(dir, prefix string, rev int64, maps map[string]cachedMap) err
 	})
 }
 
-// removeUnreferenced removes the map files of dir that maps does not name.
+// removeUnreferenced removes the map files of dir that maps does not name,
+// and the temporary files of writers that died.
 func removeUnreferenced(dir string, maps map[string]cachedMap) {
 	keep := map[string]bool{manifestName: true}
 	for _, m := range maps {
@@ -81,52 +94,23 @@ func removeUnreferenced(dir string, maps map[string]cachedMap) {
 	}
 	des, _ := os.ReadDir(dir)
 	for _, de := range des {
-		if n := de.Name(); !keep[n] && (strings.HasSuffix(n, ".map") || strings.HasPrefix(n, ".tmp-")) {
+		if n := de.Name(); !keep[n] && strings.HasSuffix(n, ".map") {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}
+	export.RemoveStale(dir)
 }
 
-// writeAtomic writes a file through a temporary file, fsync and rename.
-func writeAtomic(path string, fill func(*bufio.Writer) error) error {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+base+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+// writeAtomic replaces dir/file, mode cacheMode, with what fill writes
+// through a buffer (export.WriteWith).
+func writeAtomic(dir, file string, fill func(*bufio.Writer) error) error {
+	return export.WriteWith(dir, file, cacheMode, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 1<<16)
+		if err := fill(w); err != nil {
+			return err
 		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	if err := fill(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o640); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+		return w.Flush()
+	})
 }
 
 // readCache reads the cache of dir, written for prefix. A missing manifest

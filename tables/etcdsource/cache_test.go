@@ -3,6 +3,7 @@ package etcdsource
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/mapdrop/mapdrop/tables/store"
@@ -69,5 +70,66 @@ func TestCacheRoundTrip(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "manifest")); err != nil {
 		t.Error("the manifest was removed")
+	}
+}
+
+// TestCacheFiles: the cache's files have mode 0640 (the maps' data is not
+// for everyone); a file rewritten with the same bytes stays as it is; the
+// temporary files of a writer that died go with the unreferenced map
+// files, while a live writer's (locked) and files that are not the
+// cache's stay.
+func TestCacheFiles(t *testing.T) {
+	dir := t.TempDir()
+	x := store.NewTree().Txn()
+	x.Put("k", "v")
+	tree := x.Commit()
+	maps := map[string]cachedMap{"m": {version: "01", file: "m.3.map", tree: tree}}
+	if err := writeMapFile(dir, "m.3.map", tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeManifest(dir, "/p/", 3, maps); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"m.3.map", "manifest"} {
+		fi, err := os.Stat(filepath.Join(dir, n))
+		if err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v, %v; want 0640", n, fi.Mode(), err)
+		}
+	}
+	before, _ := os.Stat(filepath.Join(dir, "m.3.map"))
+	if err := writeMapFile(dir, "m.3.map", tree); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(filepath.Join(dir, "m.3.map")); !os.SameFile(before, after) {
+		t.Error("a map file rewritten with the same bytes was replaced")
+	}
+
+	write := func(n string) string {
+		t.Helper()
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dead := write(".m.2.map.tmp-123")     // a writer that died
+	deadMan := write(".manifest.tmp-456") // another
+	live := write(".m.4.map.tmp-789")     // a writer at work: it holds an flock
+	lf, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	old := write("m.1.map")
+	foreign := write("README")
+	removeUnreferenced(dir, maps)
+	for p, want := range map[string]bool{dead: false, deadMan: false, old: false, live: true, foreign: true,
+		filepath.Join(dir, "m.3.map"): true, filepath.Join(dir, "manifest"): true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: present %v, want %v", filepath.Base(p), err == nil, want)
+		}
 	}
 }

@@ -15,7 +15,9 @@
 //   - an entry of any other version goes into that version's tree, built in
 //     memory as the push writes it, not served;
 //   - a pointer that names a new version makes that version's tree the
-//     whole map (store.Batch.SetMap); a deleted pointer removes the map.
+//     whole map (store.Batch.SetMap); a deleted pointer removes the map
+//     (INFO "etcd map removed", and OnRemove), as does a fresh snapshot
+//     that no longer has its pointer.
 //
 // # Outages
 //
@@ -90,6 +92,10 @@ type Config struct {
 	// in place (a single-key edit, an in-place push), with its new number
 	// of entries; calls come from one goroutine at a time.
 	OnEntries func(name string, entries int)
+	// OnRemove, if set, is called after a served map was removed (its
+	// pointer deleted, or missing from a fresh snapshot); calls come from
+	// one goroutine at a time, the same as OnMap's.
+	OnRemove func(name string)
 	// OnResync, if set, is called after each fresh snapshot taken while
 	// running (compaction, a version no longer known, reconnecting after a
 	// start from the cache).
@@ -451,15 +457,20 @@ func (s *Source) loadSnapshot(ctx context.Context) error {
 		}
 		b.SetMap(name, s.match(name), tree)
 	}
-	for name := range s.ptrs {
+	var removed []string
+	for _, name := range sortedNames(s.ptrs) {
 		if _, ok := ptrs[name]; !ok {
 			b.RemoveMap(name)
+			removed = append(removed, name)
 		}
 	}
 	if err := s.st.Apply(rev, &b); err != nil {
 		return err
 	}
 	s.rev, s.ptrs, s.building, s.retired = rev, ptrs, building, map[string]map[string]bool{}
+	for _, name := range removed {
+		s.removed(name)
+	}
 	for name := range ptrs {
 		if tree, _, _, ok := s.st.Tree(name); ok {
 			s.onMap(name, tree.Len())
@@ -555,6 +566,7 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 	var b store.Batch
 	switched := map[string]int{} // maps installed whole: their entries
 	inPlace := map[string]bool{} // maps whose keys changed in place
+	removed := map[string]bool{} // maps no longer served
 	for _, ev := range evs {
 		kind, name, ver, k := s.layout.Parse(string(ev.Kv.Key))
 		del := ev.Type == mvccpb.DELETE
@@ -571,10 +583,11 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 					b.RemoveMap(name)
 					delete(s.ptrs, name)
 					s.retire(name, old)
-					s.log.Info("etcd map removed", "map", name, "revision", rev)
+					removed[name] = true
 				}
 				continue
 			}
+			delete(removed, name)
 			ver := string(ev.Kv.Value)
 			if served && old == ver {
 				continue
@@ -633,6 +646,9 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 		return errResync
 	}
 	s.rev = rev
+	for name := range removed {
+		s.removed(name)
+	}
 	for name, n := range switched {
 		s.log.Info("etcd map switched", "map", name, "version", s.ptrs[name], "entries", n, "revision", rev)
 		s.onMap(name, n)
@@ -654,6 +670,14 @@ func (s *Source) apply(rev int64, evs []*clientv3.Event) error {
 func (s *Source) onMap(name string, entries int) {
 	if s.cfg.OnMap != nil {
 		s.cfg.OnMap(name, entries)
+	}
+}
+
+// removed logs and reports a map that the store no longer serves.
+func (s *Source) removed(name string) {
+	s.log.Info("etcd map removed", "map", name, "revision", s.rev)
+	if s.cfg.OnRemove != nil {
+		s.cfg.OnRemove(name)
 	}
 }
 

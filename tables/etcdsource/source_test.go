@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,8 +65,10 @@ func TestSourceFollowsAndCaches(t *testing.T) {
 	cache := t.TempDir()
 	st := newStore(t)
 	var logs testkit.Buffer
+	var hooks hookLog
 	src, err := New(Config{Endpoints: c.Endpoints(), Prefix: prefix, CacheDir: cache,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), ProbeInterval: 100 * time.Millisecond}, st)
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), ProbeInterval: 100 * time.Millisecond,
+		OnMap: hooks.onMap, OnRemove: hooks.onRemove}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +112,14 @@ func TestSourceFollowsAndCaches(t *testing.T) {
 	testkit.Eventually(t, "the removed map", func() bool { return st.Revision() >= del.Header.Revision })
 	if st.Has("gone_map") {
 		t.Error("gone_map still served after its pointer was deleted")
+	}
+	// The removal is reported once the store no longer serves the map.
+	testkit.Eventually(t, "OnRemove(gone_map)", func() bool { return strings.Contains(hooks.String(), "remove gone_map") })
+	if got := hooks.String(); strings.Count(got, "remove ") != 1 {
+		t.Errorf("hooks: %s; want one removal, of gone_map", got)
+	}
+	if !strings.Contains(logs.String(), `msg="etcd map removed" map=gone_map revision=`+itoa(del.Header.Revision)) {
+		t.Errorf("removal not logged at its revision:\n%s", logs.String())
 	}
 	testkit.Eventually(t, "the cache at the last revision", func() bool {
 		b, _ := os.ReadFile(filepath.Join(cache, "manifest"))
@@ -162,6 +173,97 @@ func TestSourceFollowsAndCaches(t *testing.T) {
 	defer src4.Close()
 	if err := src4.Start(context.Background()); err == nil {
 		t.Error("a cache written for another prefix was served")
+	}
+}
+
+// hookLog records the calls of OnMap and OnRemove, in order.
+type hookLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (h *hookLog) onMap(name string, entries int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, "map "+name+" "+strconv.Itoa(entries))
+}
+
+func (h *hookLog) onRemove(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, "remove "+name)
+}
+
+func (h *hookLog) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.calls, ", ")
+}
+
+// TestSnapshotRemovesMap: a map served from the cache whose pointer was
+// deleted while the source was away is removed by the snapshot taken when
+// the cluster answers, logged and reported through OnRemove like a
+// removal seen by the watch.
+func TestSnapshotRemovesMap(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	const prefix = "/snap-remove"
+	pushMap(t, cli, prefix, "kept_map", "a", "1")
+	rev := pushMap(t, cli, prefix, "gone_map", "k", "v")
+
+	// A first source writes both maps to the cache.
+	cache := t.TempDir()
+	src, err := New(Config{Endpoints: c.Endpoints(), Prefix: prefix, CacheDir: cache}, newStore(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(ctx); close(done) }()
+	testkit.Eventually(t, "both maps in the cache", func() bool {
+		b, _ := os.ReadFile(filepath.Join(cache, "manifest"))
+		return strings.Contains(string(b), "revision "+itoa(rev)+"\n") && strings.Contains(string(b), "map gone_map ")
+	})
+	cancel()
+	<-done
+
+	// gone_map is removed while no source follows; then the cluster goes.
+	if _, err := cli.Delete(context.Background(), prefix+"/ptr/gone_map"); err != nil {
+		t.Fatal(err)
+	}
+	c.KillAll()
+	st := newStore(t)
+	var logs testkit.Buffer
+	var hooks hookLog
+	src2, err := New(Config{Endpoints: c.Endpoints(), Prefix: prefix, CacheDir: cache, StartTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), ProbeInterval: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnMap: hooks.onMap, OnRemove: hooks.onRemove}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src2.Close()
+	if err := src2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !src2.FromCache() || !st.Has("gone_map") {
+		t.Fatalf("not started from the cache with gone_map: from cache %v, has gone_map %v", src2.FromCache(), st.Has("gone_map"))
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { src2.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	c.RestartAll(t)
+	testkit.Eventually(t, "the snapshot without gone_map", func() bool { return !src2.FromCache() && !st.Has("gone_map") })
+	testkit.Eventually(t, "OnRemove(gone_map)", func() bool { return strings.Contains(hooks.String(), "remove gone_map") })
+	if got := hooks.String(); strings.Count(got, "remove ") != 1 || !st.Has("kept_map") {
+		t.Errorf("hooks: %s; kept_map served: %v; want one removal, of gone_map", got, st.Has("kept_map"))
+	}
+	if !strings.Contains(logs.String(), `msg="etcd map removed" map=gone_map`) {
+		t.Errorf("removal by the snapshot not logged:\n%s", logs.String())
 	}
 }
 

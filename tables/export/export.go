@@ -34,16 +34,19 @@
 // means the new NAME.cdb is in place but its durability is unknown. A temporary
 // file left by a process that died (its flock released by the kernel) is
 // removed by the next Snapshot of the same name; one still locked by a live
-// writer is left alone. WriteFile replaces any other file (such as a map's
-// last good source text) in the same way.
+// writer is left alone; RemoveStale removes such files of every name in a
+// directory. WriteFile and WriteWith replace any other file (such as a
+// map's last good source text, or a file of the etcd cache) in the same
+// way; WriteWith with a mode of the caller's choice.
 //
 // # Unchanged files stay
 //
-// When the file in place is a regular file of mode 0644 holding exactly the
-// bytes just written, the temporary file is removed and the file in place
-// is left as it is (same inode, same mtime): Postfix's daemons restart when
-// a table file they opened is replaced, so a restart of mapdropd with the
-// same tables restarts none of them.
+// When the file in place is a regular file of the mode being written (0644
+// for Snapshot and WriteFile) holding exactly the bytes just written, the
+// temporary file is removed and the file in place is left as it is (same
+// inode, same mtime): Postfix's daemons restart when a table file they
+// opened is replaced, so a restart of mapdropd with the same tables
+// restarts none of them.
 package export
 
 import (
@@ -63,11 +66,20 @@ import (
 // Suffix is the file name suffix Postfix's cdb: map adds to a table name.
 const Suffix = ".cdb"
 
-// FileMode is the permission of the files Snapshot writes.
+// FileMode is the permission of the files Snapshot and WriteFile write.
 const FileMode os.FileMode = 0o644
 
+// tmpInfix ends the temporary file names' .FILE part.
+const tmpInfix = ".tmp-"
+
 // tmpPrefix is the start of the temporary file names for file.
-func tmpPrefix(file string) string { return "." + file + ".tmp-" }
+func tmpPrefix(file string) string { return "." + file + tmpInfix }
+
+// isTemp reports whether name is a temporary file name of some file:
+// .FILE.tmp-*, FILE not empty.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.LastIndex(name, tmpInfix) > 1
+}
 
 // Path returns the file Snapshot(dir, name, ...) writes: dir/NAME.cdb.
 func Path(dir, name string) string { return filepath.Join(dir, name+Suffix) }
@@ -81,7 +93,7 @@ func Snapshot(dir, name string, entries iter.Seq2[string, string]) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	return replace(dir, name+Suffix, "export "+name, func(f *os.File) error {
+	return replace(dir, name+Suffix, FileMode, "export "+name, func(f *os.File) error {
 		w := cdb.NewWriter(f)
 		for k, v := range entries {
 			if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
@@ -95,26 +107,42 @@ func Snapshot(dir, name string, entries iter.Seq2[string, string]) error {
 	})
 }
 
-// WriteFile replaces dir/FILE by a file holding text, mode 0644, in the
-// same atomic way as Snapshot: a locked temporary file .FILE.tmp-*,
-// fsynced, renamed over FILE, and the directory fsynced. Errors are
-// Temporary, except an invalid file name (Permanent).
+// WriteFile replaces dir/FILE by a file holding text, mode FileMode
+// (0644), in the same atomic way as Snapshot: a locked temporary file
+// .FILE.tmp-*, fsynced, renamed over FILE, and the directory fsynced.
+// Errors are Temporary, except an invalid file name (Permanent).
 func WriteFile(dir, file, text string) error {
-	if err := checkName(file); err != nil {
+	return WriteWith(dir, file, FileMode, func(w io.Writer) error {
+		_, err := io.WriteString(w, text)
 		return err
-	}
-	return replace(dir, file, "write "+file, func(f *os.File) error {
-		_, err := f.WriteString(text)
-		return wrap(err, "write %s", file)
 	})
 }
 
-// replace writes dir/file atomically with write; what names the operation
-// in errors.
-func replace(dir, file, what string, write func(*os.File) error) error {
-	removeStale(dir, file)
+// WriteWith replaces dir/FILE by a file of permission bits perm holding
+// what fill writes to w, in the same atomic way as WriteFile; a file in
+// place of mode perm holding the same bytes stays. w is the temporary
+// file itself: fill buffers its writes if they are small. An error of fill
+// keeps its kind (a plain error is Temporary); on it, and on a panic in
+// fill (which goes on), the temporary file is removed and FILE is left as
+// it was. Other errors are Temporary, except an invalid file name
+// (Permanent).
+func WriteWith(dir, file string, perm os.FileMode, fill func(w io.Writer) error) error {
+	if err := checkName(file); err != nil {
+		return err
+	}
+	return replace(dir, file, perm, "write "+file, func(f *os.File) error {
+		return wrap(fill(f), "write %s", file)
+	})
+}
 
-	f, err := os.CreateTemp(dir, tmpPrefix(file)+"*")
+// replace writes dir/file atomically with write, mode perm; what names
+// the operation in errors.
+func replace(dir, file string, perm os.FileMode, what string, write func(*os.File) error) error {
+	perm = perm.Perm()
+	prefix := tmpPrefix(file)
+	removeStale(dir, func(name string) bool { return strings.HasPrefix(name, prefix) })
+
+	f, err := os.CreateTemp(dir, prefix+"*")
 	if err != nil {
 		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
@@ -130,13 +158,13 @@ func replace(dir, file, what string, write func(*os.File) error) error {
 	if err := lock(f, tmp); err != nil {
 		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
-	if err := f.Chmod(FileMode); err != nil {
+	if err := f.Chmod(perm); err != nil {
 		return failure.Wrap(failure.Temporary, err, "%s", what)
 	}
 	if err := write(f); err != nil {
 		return err
 	}
-	if sameAsFile(f, filepath.Join(dir, file)) {
+	if sameAsFile(f, filepath.Join(dir, file), perm) {
 		return nil // the deferred function removes the temporary file
 	}
 	if err := f.Sync(); err != nil {
@@ -157,16 +185,16 @@ func replace(dir, file, what string, write func(*os.File) error) error {
 	return nil
 }
 
-// sameAsFile reports whether path is a regular file of mode FileMode
-// holding exactly what f holds. Any error reads as "not the same".
-func sameAsFile(f *os.File, path string) bool {
+// sameAsFile reports whether path is a regular file of permission bits
+// perm holding exactly what f holds. Any error reads as "not the same".
+func sameAsFile(f *os.File, path string, perm os.FileMode) bool {
 	old, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	defer old.Close()
 	ofi, err := old.Stat()
-	if err != nil || !ofi.Mode().IsRegular() || ofi.Mode().Perm() != FileMode {
+	if err != nil || !ofi.Mode().IsRegular() || ofi.Mode().Perm() != perm {
 		return false
 	}
 	nfi, err := f.Stat()
@@ -236,17 +264,23 @@ func flock(f *os.File, how int) error {
 	}
 }
 
-// removeStale removes the temporary files of file whose writer is gone:
-// those on which an exclusive flock can be taken. It is best effort; a file
-// it cannot remove is tried again on the next write.
-func removeStale(dir, file string) {
+// RemoveStale removes the temporary files (.FILE.tmp-*, of any FILE) that
+// writers of dir left when they died; those of live writers, which hold
+// an flock on them, stay. Snapshot, WriteFile and WriteWith remove those
+// of the file they write; RemoveStale is for a directory whose file names
+// change, such as the etcd cache's. It is best effort.
+func RemoveStale(dir string) { removeStale(dir, isTemp) }
+
+// removeStale removes the temporary files named as match says whose writer
+// is gone: those on which an exclusive flock can be taken. It is best
+// effort; a file it cannot remove is tried again on the next write.
+func removeStale(dir string, match func(name string) bool) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	prefix := tmpPrefix(file)
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+		if !match(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -407,6 +409,107 @@ func TestWriteFile(t *testing.T) {
 	if err := export.WriteFile(dir, "../x", "y"); failure.KindOf(err) != failure.Permanent {
 		t.Errorf("WriteFile(../x): %v, want Permanent", err)
 	}
+}
+
+// WriteWith writes what its function writes, with the mode asked for; an
+// identical file of that mode stays; an error or a panic of the function
+// leaves the file in place and no temporary file, and the error keeps its
+// kind.
+func TestWriteWith(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.3.map")
+	fill := func(text string) func(io.Writer) error {
+		return func(w io.Writer) error {
+			_, err := io.WriteString(w, text)
+			return err
+		}
+	}
+	if err := export.WriteWith(dir, "m.3.map", 0o640, fill("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil || before.Mode().Perm() != 0o640 || string(readFile(t, path)) != "one\n" {
+		t.Fatalf("after WriteWith: mode %v, %q, %v; want 0640, %q", before.Mode(), readFile(t, path), err, "one\n")
+	}
+	if err := export.WriteWith(dir, "m.3.map", 0o640, fill("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(path); !os.SameFile(before, after) {
+		t.Error("an identical WriteWith of the same mode replaced the file")
+	}
+	// The same bytes but another mode: replaced, with the new mode.
+	if err := export.WriteWith(dir, "m.3.map", 0o600, fill("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(path); os.SameFile(before, after) || after.Mode().Perm() != 0o600 {
+		t.Errorf("WriteWith of mode 0600 over a file of mode 0640: same file %v, mode %v", os.SameFile(before, after), after.Mode())
+	}
+
+	bad := failure.Perm("bad entry")
+	err = export.WriteWith(dir, "m.3.map", 0o640, func(w io.Writer) error {
+		io.WriteString(w, "half")
+		return bad
+	})
+	if !errors.Is(err, bad) || failure.KindOf(err) != failure.Permanent {
+		t.Errorf("WriteWith whose function fails: %v (%v), want the Permanent error", err, failure.KindOf(err))
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not go on")
+			}
+		}()
+		export.WriteWith(dir, "m.3.map", 0o640, func(w io.Writer) error {
+			io.WriteString(w, "half")
+			panic("boom")
+		})
+	}()
+	if got := string(readFile(t, path)); got != "one\n" {
+		t.Errorf("after the failed writes: %q, want the file in place", got)
+	}
+	if got := dirNames(t, dir); len(got) != 1 {
+		t.Errorf("dir holds %q, want only m.3.map", got)
+	}
+	if err := export.WriteWith(dir, "", 0o640, fill("x")); failure.KindOf(err) != failure.Permanent {
+		t.Errorf("WriteWith of an empty name: %v, want Permanent", err)
+	}
+}
+
+// RemoveStale removes the temporary files of writers that died, of any
+// name, and leaves a live writer's (it holds an flock) and every other
+// file.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	old := oldSnapshot(t, dir)
+	write := func(n string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{".gone.cdb.tmp-1", ".m.3.map.tmp-2", ".manifest.tmp-3", // dead writers'
+		".tmp-legacy", "x.tmp-1", ".x", "notes"} { // not temporary files of this package
+		write(n)
+	}
+	cmd := startPaused(t, dir) // a live writer of t.cdb
+	live := temps(t, dir, "t")
+	if len(live) != 1 {
+		t.Fatalf("temporary files of the live writer: %q, want one", live)
+	}
+	export.RemoveStale(dir)
+	got := strings.Join(dirNames(t, dir), " ")
+	want := []string{".tmp-legacy", live[0], ".x", "notes", "t.cdb", "x.tmp-1"}
+	slices.Sort(want) // as os.ReadDir sorts
+	if want := strings.Join(want, " "); got != want {
+		t.Errorf("after RemoveStale: %s\nwant %s", got, want)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	export.RemoveStale(dir)
+	if got := temps(t, dir, "t"); len(got) != 0 {
+		t.Errorf("the dead writer's temporary file stayed: %q", got)
+	}
+	assertOld(t, dir, old)
 }
 
 // A snapshot or file identical to the one in place leaves it alone (same
