@@ -66,7 +66,8 @@ import (
 // Suffix is the file name suffix Postfix's cdb: map adds to a table name.
 const Suffix = ".cdb"
 
-// FileMode is the permission of the files Snapshot and WriteFile write.
+// FileMode is the permission of the files Snapshot writes: Postfix's
+// daemons, which run as other users, read them.
 const FileMode os.FileMode = 0o644
 
 // tmpInfix ends the temporary file names' .FILE part.
@@ -107,12 +108,12 @@ func Snapshot(dir, name string, entries iter.Seq2[string, string]) error {
 	})
 }
 
-// WriteFile replaces dir/FILE by a file holding text, mode FileMode
-// (0644), in the same atomic way as Snapshot: a locked temporary file
+// WriteFile replaces dir/FILE by a file holding text, of permission bits
+// perm, in the same atomic way as Snapshot: a locked temporary file
 // .FILE.tmp-*, fsynced, renamed over FILE, and the directory fsynced.
 // Errors are Temporary, except an invalid file name (Permanent).
-func WriteFile(dir, file, text string) error {
-	return WriteWith(dir, file, FileMode, func(w io.Writer) error {
+func WriteFile(dir, file, text string, perm os.FileMode) error {
+	return WriteWith(dir, file, perm, func(w io.Writer) error {
 		_, err := io.WriteString(w, text)
 		return err
 	})

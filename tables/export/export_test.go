@@ -390,7 +390,7 @@ func TestCrashMidExport(t *testing.T) {
 func TestWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	for _, text := range []string{"first\n", "second, longer\n", ""} {
-		if err := export.WriteFile(dir, "virtual_alias.last-good", text); err != nil {
+		if err := export.WriteFile(dir, "virtual_alias.last-good", text, export.FileMode); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(filepath.Join(dir, "virtual_alias.last-good"))
@@ -406,7 +406,7 @@ func TestWriteFile(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d files, want only the one written", len(ents))
 	}
-	if err := export.WriteFile(dir, "../x", "y"); failure.KindOf(err) != failure.Permanent {
+	if err := export.WriteFile(dir, "../x", "y", export.FileMode); failure.KindOf(err) != failure.Permanent {
 		t.Errorf("WriteFile(../x): %v, want Permanent", err)
 	}
 }
@@ -546,19 +546,19 @@ func TestUnchangedFileStays(t *testing.T) {
 		t.Error("the new entry is not in the new snapshot")
 	}
 
-	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+	if err := export.WriteFile(dir, "copy", "a b\n", export.FileMode); err != nil {
 		t.Fatal(err)
 	}
 	cp := filepath.Join(dir, "copy")
 	before, _ = os.Stat(cp)
-	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+	if err := export.WriteFile(dir, "copy", "a b\n", export.FileMode); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.Stat(cp); !os.SameFile(before, after) {
 		t.Error("an identical WriteFile replaced the file in place")
 	}
 	os.Chmod(cp, 0o600)
-	if err := export.WriteFile(dir, "copy", "a b\n"); err != nil {
+	if err := export.WriteFile(dir, "copy", "a b\n", export.FileMode); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.Stat(cp); os.SameFile(before, after) || after.Mode().Perm() != 0o644 {

@@ -68,7 +68,7 @@ func Confirm(path string) (entries int, sum string, err error) {
 	}
 	sum = textSum(text)
 	name := filepath.Base(ConfirmName(path))
-	if err := export.WriteFile(filepath.Dir(path), name, sum+"  "+filepath.Base(path)+"\n"); err != nil {
+	if err := export.WriteFile(filepath.Dir(path), name, sum+"  "+filepath.Base(path)+"\n", 0o644); err != nil {
 		return 0, "", err
 	}
 	return len(t.Map), sum, nil

@@ -37,8 +37,8 @@
 // # Last good copies
 //
 // With Config.StateDir, every successful load also writes the file's text
-// to STATEDIR/NAME.last-good (CopyName), atomically as export.WriteFile
-// does. When a map that is not in the store yet (at startup) has a file
+// to STATEDIR/NAME.last-good (CopyName), mode 0640 (CopyMode), atomically
+// as export.WriteFile does. When a map that is not in the store yet (at startup) has a file
 // that is missing or does not parse, and its copy exists and parses, the
 // map is served from the copy: logged at level ERROR as "MAP SERVED FROM
 // ITS LAST GOOD COPY", and Config.OnStale is called. Only a map with
@@ -534,7 +534,7 @@ func (r *Reloader) loadLocked(name, path string, required bool) error {
 	r.remember(name, path, sum, len(t.Map))
 	r.log.Info("map loaded", "map", name, "file", path, "match", match, "entries", len(t.Map), "duration", time.Since(start).Round(time.Microsecond))
 	if r.stateDir != "" {
-		if err := export.WriteFile(r.stateDir, CopyName(name), text); err != nil {
+		if err := export.WriteFile(r.stateDir, CopyName(name), text, CopyMode); err != nil {
 			r.log.Error("last good copy not written; the previous one stays", "map", name, "dir", r.stateDir, "error", err)
 		}
 	}
@@ -672,6 +672,11 @@ func (r *Reloader) loadCopyLocked(name, why string) bool {
 	}
 	return true
 }
+
+// CopyMode is the permission of the last good copies: the tables may hold
+// what not every local user may read (userdb), and only mapdropd (and the
+// admin's mapdropd check) reads the copies.
+const CopyMode os.FileMode = 0o640
 
 // CopyName is the file name of map name's last good copy in the state
 // directory: NAME.last-good.

@@ -36,6 +36,9 @@ func TestLoadAllUnchangedDoesNothing(t *testing.T) {
 	if got, _ := os.ReadFile(copyPath); string(got) != "a@x b@y\n" {
 		t.Errorf("last good copy holds %q", got)
 	}
+	if m := before.Mode().Perm(); m != CopyMode {
+		t.Errorf("last good copy has mode %v, want %v: the tables may hold what not every user may read", m, CopyMode)
+	}
 	hooks := f.hooks()
 	// Same content, rewritten (a new inode and mtime, as ansible or rsync
 	// would leave it): still nothing to do.
