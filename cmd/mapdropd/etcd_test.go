@@ -300,6 +300,12 @@ func TestEtcd(t *testing.T) {
 		var stop atomic.Bool
 		var seen2, back, mixed atomic.Int64
 		var wg sync.WaitGroup
+		// The reader stops before the subtest ends, also when it fails:
+		// the next subtests restart hosts, which it must not report.
+		defer func() {
+			stop.Store(true)
+			wg.Wait()
+		}()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -331,10 +337,12 @@ func TestEtcd(t *testing.T) {
 				}
 			}
 		}()
+		start := time.Now()
 		code, out, errOut := pushCmd(t, eps, big)
 		if code != 0 {
-			t.Fatalf("push 2: exit %d %s%s", code, out, errOut)
+			t.Fatalf("push 2: exit %d after %v: %s%s", code, time.Since(start), out, errOut)
 		}
+		t.Logf("push 2 took %v", time.Since(start))
 		testkit.Eventually(t, "the reader seeing generation 2", func() bool { return seen2.Load() > 100 })
 		stop.Store(true)
 		wg.Wait()
