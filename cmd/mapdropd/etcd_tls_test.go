@@ -200,6 +200,12 @@ func TestEtcdTLS(t *testing.T) {
 		if code, out, errOut := pushWith(t, c, tlsFlags(c, cnCert, cnKey), refused); code != 0 {
 			t.Errorf("push with a certificate whose CN is a user with readwrite, no login: exit %d %q %q", code, out, errOut)
 		}
+		// In place (one line of a served map): refused too, not reported
+		// as switched.
+		writeMap(t, edit, "virtual_alias", "postmaster@some.domain  read-only@example.net\n")
+		if code, out, errOut := pushWith(t, c, login("mapdrop-serve", "serve-secret", 0o600), edit); code != failure.Permanent.ExitCode() || out != "" || !strings.Contains(errOut, "etcd refused user mapdrop-serve: etcdserver: permission denied") {
+			t.Errorf("in-place push with a role that may only read: exit %d, %q, %q; want 78", code, out, errOut)
+		}
 		code, errOut = serveNoCache(t, c, login("mapdrop-serve", "wrong", 0o600)...)
 		if code != failure.Permanent.ExitCode() || !strings.Contains(errOut, "authentication failed") {
 			t.Errorf("serve with a wrong password, no cache: exit %d, %q; want 78", code, errOut)
