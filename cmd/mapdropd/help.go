@@ -30,9 +30,9 @@ exit status:
   1	a key not found (query, as postmap -q)
   64	usage: a bad command line or flag
   65	a table has errors (check)
-  66	a path is missing or unreadable, or there are no tables (check)
-  75	temporary failure: the server is unreachable, or it answered TEMP
-  78	configuration error, or the server answered PERM
+  66	a path is missing or unreadable, or there are no tables (check); a file of -etcd-cacert, -etcd-cert, -etcd-key or -etcd-password-file unreadable (serve, push)
+  75	temporary failure: the server is unreachable, or it answered TEMP; the etcd cluster is unreachable (serve without a usable -etcd-cache, push)
+  78	configuration error, or the server answered PERM; etcd refused mapdropd: its certificate not trusted by either side, a wrong -etcd-user or password, a role without the access (serve without a usable -etcd-cache, push)
 
 signals:
   SIGHUP	serve: load every table again now (a file whose text did not change is not reloaded, and its cdb export not rewritten)

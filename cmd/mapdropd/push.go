@@ -24,8 +24,12 @@ const defaultEtcdPrefix = "/mapdrop/"
 // "NAME revision REV entries N version V", followed by " in-place K" when
 // the served version was changed in place (K keys), or " unchanged".
 // Exit status: 0 pushed, 1 a file
-// has errors, 64 usage, 75 the cluster is unreachable or another push of
-// the same map won (nothing switched: push again).
+// has errors, 64 usage, 66 a file of -etcd-cacert, -etcd-cert, -etcd-key
+// or -etcd-password-file unreadable, 75 the cluster is unreachable or
+// another push of the same map won (nothing switched: push again), 78 etcd
+// refused the client (a TLS certificate not trusted either way, a wrong
+// password, a role without readwrite on the prefix) or a file of those
+// flags does not hold what it should.
 func push(args []string) int {
 	fs := newFlagSet("push")
 	endpoints := fs.String("etcd", "", "comma-separated etcd client `URLS`, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379")
@@ -34,11 +38,18 @@ func push(args []string) int {
 	full := fs.Bool("full", false, "write a new version even when the changes fit in one transaction")
 	inFlight := fs.Int("inflight", 32, "write transactions sent at once, `N`")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "give up when the cluster does not answer within `D`")
+	var sec etcdSecurity
+	sec.register(fs)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if *endpoints == "" || fs.NArg() == 0 {
 		return usageError("mapdropd push -etcd URLS [-etcd-prefix P] [-timeout D] PATH...")
+	}
+	ccfg, err := sec.config(splitList(*endpoints), func(w string) { fmt.Fprintf(os.Stderr, "mapdropd push: warning: %s\n", w) })
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mapdropd push: %v\n", err)
+		return failure.ExitCode(err)
 	}
 	maps, errs, warnings := etcdmaps.Read(fs.Args()...)
 	for _, w := range warnings {
@@ -55,8 +66,14 @@ func push(args []string) int {
 		fmt.Fprintf(os.Stderr, "mapdropd push: no tables in %s\n", strings.Join(fs.Args(), " "))
 		return 1
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: splitList(*endpoints), Logger: zap.NewNop(), DialTimeout: 5 * time.Second})
+	ccfg.Logger, ccfg.DialTimeout = zap.NewNop(), 5*time.Second
+	// With -etcd-user, New logs in: it needs the cluster.
+	cli, err := clientv3.New(ccfg)
 	if err != nil {
+		if rerr := etcdRefusal(ccfg, err); rerr != nil {
+			fmt.Fprintf(os.Stderr, "mapdropd push: %v: nothing pushed\n", rerr)
+			return failure.ExitCode(rerr)
+		}
 		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s: %v\n", *endpoints, err)
 		return failure.Temporary.ExitCode()
 	}
@@ -69,10 +86,17 @@ func push(args []string) int {
 	_, err = cli.Get(pctx, etcdmaps.NewLayout(*prefix).PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	pcancel()
 	if err != nil {
+		if rerr := etcdRefusal(ccfg, err); rerr != nil {
+			fmt.Fprintf(os.Stderr, "mapdropd push: %v: nothing pushed\n", rerr)
+			return failure.ExitCode(rerr)
+		}
 		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
 		return failure.Temporary.ExitCode()
 	}
 	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight, Full: *full})
+	if err != nil && !switched(res) {
+		res = nil
+	}
 	for _, r := range res {
 		suffix := ""
 		switch {
@@ -87,8 +111,20 @@ func push(args []string) int {
 	case err != nil && len(res) > 0:
 		fmt.Fprintf(os.Stderr, "mapdropd push: warning: the maps above are switched, but deleting their old versions failed: %v\n", err)
 	case err != nil:
+		if rerr := etcdRefusal(ccfg, err); rerr != nil {
+			err = rerr
+		}
 		fmt.Fprintf(os.Stderr, "mapdropd push: %v\n", err)
 		return failure.ExitCode(err)
 	}
 	return 0
+}
+
+// switched reports whether the results of a push that returned an error
+// are maps switched to a new version (the error came after the switch).
+// etcdmaps.Push also returns results with the error of an in-place push
+// that failed, in its transaction (InPlace set) or before it (no
+// revision): nothing was switched then.
+func switched(res []etcdmaps.Result) bool {
+	return len(res) > 0 && !res[0].InPlace && res[0].Revision != 0
 }

@@ -106,6 +106,9 @@ func serve(args []string) int {
 	if err != nil {
 		return fail(log, err)
 	}
+	if err := ef.prepare(log); err != nil {
+		return fail(log, err)
+	}
 	withFiles := tf.dir != "" || len(tf.maps) > 0
 	fileMode, err := strconv.ParseUint(*mode, 8, 32)
 	if err != nil || fileMode > 0o777 {

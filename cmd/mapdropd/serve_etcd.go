@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/mapdrop/mapdrop/failure"
 	"github.com/mapdrop/mapdrop/internal/metrics"
 	"github.com/mapdrop/mapdrop/tables/etcdsource"
 	"github.com/mapdrop/mapdrop/tables/reload"
@@ -21,6 +24,8 @@ type etcdFlags struct {
 	prefix       string
 	cache        string
 	startTimeout time.Duration
+	sec          etcdSecurity
+	client       clientv3.Config // by prepare
 }
 
 func (ef *etcdFlags) register(fs *flag.FlagSet) {
@@ -28,6 +33,21 @@ func (ef *etcdFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&ef.prefix, "etcd-prefix", defaultEtcdPrefix, "etcd key `PREFIX` of the maps")
 	fs.StringVar(&ef.cache, "etcd-cache", "", "keep a copy of the etcd maps in `DIR`, served at startup when the cluster is down")
 	fs.DurationVar(&ef.startTimeout, "etcd-start-timeout", 5*time.Second, "at startup, wait this long, `D`, for the etcd cluster before serving from -etcd-cache")
+	ef.sec.register(fs)
+}
+
+// prepare checks the flags that secure the connection to etcd and reads
+// their files (see etcdSecurity), before serve starts anything.
+func (ef *etcdFlags) prepare(log *slog.Logger) error {
+	if !ef.enabled() {
+		if ef.sec.given() {
+			return failure.New(failure.Usage, "-etcd-cacert, -etcd-cert, -etcd-key, -etcd-user and -etcd-password-file need -etcd")
+		}
+		return nil
+	}
+	var err error
+	ef.client, err = ef.sec.config(splitList(ef.endpoints), func(w string) { log.Warn(w) })
+	return err
 }
 
 // enabled reports whether -etcd was given.
@@ -39,7 +59,10 @@ func (ef *etcdFlags) enabled() bool { return ef.endpoints != "" }
 func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.Metrics, log *slog.Logger) (*etcdsource.Source, error) {
 	files := reload.Names(cfg)
 	scfg := etcdsource.Config{
-		Endpoints:    splitList(ef.endpoints),
+		Endpoints:    ef.client.Endpoints,
+		TLS:          ef.client.TLS,
+		Username:     ef.client.Username,
+		Password:     ef.client.Password,
 		Prefix:       ef.prefix,
 		CacheDir:     ef.cache,
 		Matches:      cfg.Matches,
@@ -65,7 +88,16 @@ func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.
 	}
 	if err := src.Start(context.Background()); err != nil {
 		src.Close()
+		if rerr := etcdRefusal(ef.client, err); rerr != nil {
+			return nil, rerr
+		}
 		return nil, err
+	}
+	if src.FromCache() {
+		// Why the cluster did not answer, when it is a refusal.
+		if rerr := tlsRefusal(ef.client); rerr != nil {
+			log.Error("etcd refuses mapdropd: serving from the cache until this is fixed", "err", rerr)
+		}
 	}
 	return src, nil
 }

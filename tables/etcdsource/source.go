@@ -47,6 +47,7 @@ package etcdsource
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,7 +69,13 @@ import (
 // Config says which cluster and prefix to follow.
 type Config struct {
 	Endpoints []string
-	Prefix    string
+	// TLS, if set, is the client's TLS configuration (https:// endpoints).
+	TLS *tls.Config
+	// Username and Password, if set, log in to etcd. The login needs the
+	// cluster, so the client is made when the cluster first answers (see
+	// Start), not by New.
+	Username, Password string
+	Prefix             string
 	// CacheDir, if set, is where the served maps are cached (see the
 	// package documentation). It must exist.
 	CacheDir string
@@ -118,7 +125,10 @@ type Source struct {
 	layout etcdmaps.Layout
 	st     *store.Store
 	log    *slog.Logger
-	cli    *clientv3.Client
+	cli    *clientv3.Client // made by connect (Start, then Run)
+
+	closeMu sync.Mutex
+	closed  bool
 
 	// Owned by Start, then Run.
 	rev          int64
@@ -178,22 +188,14 @@ func New(cfg Config, st *store.Store) (*Source, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            cfg.Endpoints,
-		Logger:               zap.NewNop(),
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 2 * time.Second,
-		MaxCallRecvMsgSize:   1 << 30,
-	})
-	if err != nil {
-		return nil, failure.Wrap(failure.Usage, err, "etcd")
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, failure.New(failure.Usage, "etcd: a user needs a password, and a password a user")
 	}
 	return &Source{
 		cfg:       cfg,
 		layout:    etcdmaps.NewLayout(cfg.Prefix),
 		st:        st,
 		log:       cfg.Logger,
-		cli:       cli,
 		ptrs:      map[string]string{},
 		building:  map[string]map[string]*store.TreeTxn{},
 		retired:   map[string]map[string]bool{},
@@ -203,8 +205,51 @@ func New(cfg Config, st *store.Store) (*Source, error) {
 	}, nil
 }
 
+// connect makes the client unless it exists. With a login it waits for
+// the cluster to answer the login, at most until ctx's deadline; without
+// one it returns at once.
+func (s *Source) connect(ctx context.Context) error {
+	if s.cli != nil {
+		return nil
+	}
+	cfg := clientv3.Config{
+		Endpoints:            s.cfg.Endpoints,
+		TLS:                  s.cfg.TLS,
+		Username:             s.cfg.Username,
+		Password:             s.cfg.Password,
+		Logger:               zap.NewNop(),
+		DialTimeout:          s.cfg.StartTimeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		MaxCallRecvMsgSize:   1 << 30,
+	}
+	if d, ok := ctx.Deadline(); ok {
+		cfg.DialTimeout = max(time.Until(d), time.Millisecond)
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		cli.Close()
+		return errors.New("etcd source closed")
+	}
+	s.cli = cli
+	return nil
+}
+
 // Close closes the connection to the cluster.
-func (s *Source) Close() error { return s.cli.Close() }
+func (s *Source) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closed = true
+	if s.cli == nil {
+		return nil
+	}
+	return s.cli.Close()
+}
 
 // Revision is the revision of the last applied snapshot or event.
 func (s *Source) Revision() int64 { return s.revision.Load() }
@@ -240,7 +285,10 @@ func (s *Source) Start(ctx context.Context) error {
 	// StartTimeout bounds the wait for the cluster to answer, not the
 	// snapshot, which takes seconds for millions of entries.
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
-	_, err := s.cli.Get(pctx, s.layout.PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	err := s.connect(pctx)
+	if err == nil {
+		_, err = s.cli.Get(pctx, s.layout.PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	}
 	cancel()
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
@@ -398,6 +446,12 @@ const snapshotTimeout = 10 * time.Minute
 
 // loadSnapshot reads the whole prefix at one revision and swaps every map.
 func (s *Source) loadSnapshot(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+	err := s.connect(cctx)
+	cancel()
+	if err != nil {
+		return failure.Wrap(failure.Temporary, err, "etcd snapshot")
+	}
 	ptrs := map[string]string{}
 	building := map[string]map[string]*store.TreeTxn{}
 	prefix := s.layout.Prefix()
