@@ -94,9 +94,6 @@ func push(args []string) int {
 		return failure.Temporary.ExitCode()
 	}
 	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight, Full: *full})
-	if err != nil && !switched(res) {
-		res = nil
-	}
 	for _, r := range res {
 		suffix := ""
 		switch {
@@ -118,13 +115,4 @@ func push(args []string) int {
 		return failure.ExitCode(err)
 	}
 	return 0
-}
-
-// switched reports whether the results of a push that returned an error
-// are maps switched to a new version (the error came after the switch).
-// etcdmaps.Push also returns results with the error of an in-place push
-// that failed, in its transaction (InPlace set) or before it (no
-// revision): nothing was switched then.
-func switched(res []etcdmaps.Result) bool {
-	return len(res) > 0 && !res[0].InPlace && res[0].Revision != 0
 }

@@ -91,8 +91,10 @@ type PushOptions struct {
 
 // Push writes maps into etcd under layout l, as the package documentation
 // says, and returns what it did to each map, all switched at one revision.
-// Nothing is switched when any write fails. An entry too big for one etcd
-// request is refused before anything is written.
+// Nothing is switched when any write fails, and then the results are nil;
+// results come with an error only when the maps were switched and
+// deleting their old versions failed afterwards. An entry too big for one
+// etcd request is refused before anything is written.
 func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt PushOptions) ([]Result, error) {
 	if opt.InFlight <= 0 {
 		opt.InFlight = 32
@@ -123,8 +125,11 @@ func Push(ctx context.Context, cli *clientv3.Client, l Layout, maps []Map, opt P
 	}
 	if !opt.Full {
 		done, err := pushInPlace(ctx, cli, l, maps, results, modRevs)
-		if done || err != nil {
-			return results, err
+		if err != nil {
+			return nil, err // nothing changed: no results to report
+		}
+		if done {
+			return results, nil
 		}
 	}
 	cleanup := func() {
