@@ -42,7 +42,7 @@
 // # Unchanged files stay
 //
 // When the file in place is a regular file of the mode being written (0644
-// for Snapshot and WriteFile) holding exactly the bytes just written, the
+// for Snapshot) holding exactly the bytes just written, the
 // temporary file is removed and the file in place is left as it is (same
 // inode, same mtime): Postfix's daemons restart when a table file they
 // opened is replaced, so a restart of mapdropd with the same tables
