@@ -458,6 +458,41 @@ func TestEtcd(t *testing.T) {
 		}
 	})
 
+	// A host with table files too: a file that appears with an etcd map's
+	// name is refused while etcd serves the map, and goes live as soon as
+	// the etcd map is removed.
+	t.Run("a file refused while etcd serves its name goes live when the etcd map is removed", func(t *testing.T) {
+		m := t.TempDir()
+		writeMap(t, m, "takeover_map", "k@takeover.example  from-etcd\n")
+		if code, out, errOut := pushCmd(t, eps, m); code != 0 {
+			t.Fatalf("push: exit %d %s%s", code, out, errOut)
+		}
+		files := t.TempDir()
+		writeMap(t, files, "file_only", "k@file.example v\n")
+		h := startEtcdHost(t, eps, "", "-tables", files)
+		testkit.Eventually(t, "the etcd map on the host with files", func() bool {
+			v, _ := h.lookup(t, "takeover_map", "k@takeover.example")
+			return v == "from-etcd"
+		})
+		writeMap(t, files, "takeover_map", "k@takeover.example  from-file\n")
+		testkit.Eventually(t, "the file refused", func() bool {
+			return regexp.MustCompile(`level=ERROR msg="map not loaded" map=takeover_map`).MatchString(h.Log())
+		})
+		if v, _ := h.lookup(t, "takeover_map", "k@takeover.example"); v != "from-etcd" {
+			t.Errorf("while etcd serves the map: %q, want from-etcd", v)
+		}
+		if _, err := cli.Delete(ctx, etcdPrefix+"ptr/takeover_map"); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, "the file's map served once the etcd map is removed", func() bool {
+			v, _ := h.lookup(t, "takeover_map", "k@takeover.example")
+			return v == "from-file"
+		})
+		testkit.Eventually(t, "its series back, from the file", func() bool {
+			return h.metric(t, `mapdropd_map_entries{map="takeover_map"}`) == "1"
+		})
+	})
+
 	t.Run("one member killed, then compaction", func(t *testing.T) {
 		cluster.Members[0].Kill()
 		edit := t.TempDir()

@@ -157,7 +157,7 @@ func serve(args []string) int {
 	}
 	var src *etcdsource.Source
 	if ef.enabled() {
-		if src, err = ef.startEtcd(st, cfg, met, log); err != nil {
+		if src, err = ef.startEtcd(st, cfg, rl, met, log); err != nil {
 			return fail(log, err)
 		}
 		defer src.Close()

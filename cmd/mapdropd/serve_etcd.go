@@ -55,8 +55,11 @@ func (ef *etcdFlags) enabled() bool { return ef.endpoints != "" }
 
 // startEtcd loads the etcd maps into st (from the cluster or the cache)
 // and returns the source, which the caller runs. A map name that the files
-// give too is refused (Permanent: exit 78).
-func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.Metrics, log *slog.Logger) (*etcdsource.Source, error) {
+// give too is refused (Permanent: exit 78). rl, if not nil, is the
+// reloader of the table files: a file that appeared at runtime with an
+// etcd map's name (refused by the store while etcd serves it) is loaded
+// when the etcd map is removed.
+func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, rl *reload.Reloader, met *metrics.Metrics, log *slog.Logger) (*etcdsource.Source, error) {
 	files := reload.Names(cfg)
 	scfg := etcdsource.Config{
 		Endpoints:    ef.client.Endpoints,
@@ -78,9 +81,16 @@ func (ef *etcdFlags) startEtcd(st *store.Store, cfg reload.Config, met *metrics.
 		// know it; a switch counts as a successful load.
 		scfg.OnMap = func(name string, entries int) { met.Loaded(name, entries, nil) }
 		scfg.OnEntries = met.Entries
-		// A map no longer served leaves /metrics. (A removed map file
-		// keeps serving its last good table, and its series.)
-		scfg.OnRemove = met.Removed
+	}
+	scfg.OnRemove = func(name string) {
+		if met != nil {
+			// A map no longer served leaves /metrics. (A removed map
+			// file keeps serving its last good table, and its series.)
+			met.Removed(name)
+		}
+		if rl != nil {
+			rl.LoadName(name)
+		}
 	}
 	src, err := etcdsource.New(scfg, st)
 	if err != nil {

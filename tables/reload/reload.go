@@ -432,6 +432,24 @@ func (r *Reloader) LoadAll() error {
 	return failure.Wrap(failure.Permanent, errors.Join(errs...), "")
 }
 
+// LoadName loads map name from its file now, when a file gives it and no
+// writer is at work on it. It is for a name that another source (etcd)
+// held until now and no longer serves: the file, which the store refused
+// meanwhile (or whose table the other source replaced), goes live without
+// waiting for its next change. Errors are logged.
+func (r *Reloader) LoadName(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	maps, _, _ := r.allMaps()
+	path, ok := maps[name]
+	if !ok || r.writing[name] {
+		return
+	}
+	// Whatever was loaded under this name is no longer in the store.
+	delete(r.loaded, name)
+	_ = r.loadLocked(name, path, false) // logs its errors
+}
+
 // sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
