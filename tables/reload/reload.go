@@ -28,7 +28,8 @@
 // Config.OnLoad. A map that the store holds from etcd (an incremental map)
 // is never replaced by a file of the same name that appears while mapdropd
 // runs: store.ReplaceTable refuses it, the load fails with that reason at
-// level ERROR ("map not loaded"), and the etcd map keeps answering. A load
+// level ERROR ("map not loaded"), and the etcd map keeps answering; when
+// the etcd map is removed, LoadName loads the file at once. A load
 // can also be held back (see "Held back loads"). A
 // file whose text is byte for byte the text of the map's last load (a
 // SIGHUP with nothing changed, a file rewritten with the same content) is
