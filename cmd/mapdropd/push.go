@@ -66,16 +66,21 @@ func push(args []string) int {
 		fmt.Fprintf(os.Stderr, "mapdropd push: no tables in %s\n", strings.Join(fs.Args(), " "))
 		return 1
 	}
-	ccfg.Logger, ccfg.DialTimeout = zap.NewNop(), 5*time.Second
-	// With -etcd-user, New logs in: it needs the cluster.
-	cli, err := clientv3.New(ccfg)
-	if err != nil {
+	// notReached reports a cluster that did not answer: refused (78), or
+	// unreachable (75).
+	notReached := func(err error) int {
 		if rerr := etcdRefusal(ccfg, err); rerr != nil {
 			fmt.Fprintf(os.Stderr, "mapdropd push: %v: nothing pushed\n", rerr)
 			return failure.ExitCode(rerr)
 		}
-		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s: %v\n", *endpoints, err)
+		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
 		return failure.Temporary.ExitCode()
+	}
+	ccfg.Logger, ccfg.DialTimeout = zap.NewNop(), 5*time.Second
+	// With -etcd-user, New logs in: it needs the cluster.
+	cli, err := clientv3.New(ccfg)
+	if err != nil {
+		return notReached(err)
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -86,12 +91,7 @@ func push(args []string) int {
 	_, err = cli.Get(pctx, etcdmaps.NewLayout(*prefix).PointerPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	pcancel()
 	if err != nil {
-		if rerr := etcdRefusal(ccfg, err); rerr != nil {
-			fmt.Fprintf(os.Stderr, "mapdropd push: %v: nothing pushed\n", rerr)
-			return failure.ExitCode(rerr)
-		}
-		fmt.Fprintf(os.Stderr, "mapdropd push: etcd %s unreachable: %v: nothing pushed\n", *endpoints, err)
-		return failure.Temporary.ExitCode()
+		return notReached(err)
 	}
 	res, err := etcdmaps.Push(ctx, cli, etcdmaps.NewLayout(*prefix), maps, etcdmaps.PushOptions{InFlight: *inFlight, Full: *full})
 	for _, r := range res {
